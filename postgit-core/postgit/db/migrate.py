@@ -1,0 +1,101 @@
+"""Schema migrations: numbered ``.sql`` files applied in order, under an advisory lock, recorded in a table.
+
+Servers and workers all call :func:`migrate` when they start. It costs one query when the schema is current;
+otherwise the first process takes the lock and applies what is missing while the others wait for it. A database
+that records a version this code does not know was migrated by a newer release: that only warns, because every
+migration keeps the previous release working (columns are added with defaults, nothing is renamed or dropped in
+the release that stops using it).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from importlib.resources import files
+
+import psycopg
+from psycopg import AsyncConnection, sql
+
+log = logging.getLogger("postgit.migrate")
+
+MIGRATION_LOCK_ID = 0x706F73746769_01
+"""Advisory lock key held while migrating ('postgit' in hex, then 01): one migrator at a time per database."""
+
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def known_migrations() -> list[Migration]:
+    """The migrations shipped with this package, by version."""
+    migrations = []
+    for resource in files("postgit.db").joinpath("migrations").iterdir():
+        match = _FILE_NAME.match(resource.name)
+        if match:
+            migrations.append(Migration(int(match.group(1)), match.group(2), resource.read_text(encoding="utf-8")))
+    migrations.sort(key=lambda m: m.version)
+    if [m.version for m in migrations] != list(range(1, len(migrations) + 1)):
+        raise RuntimeError(f"migration files are not numbered 1..n: {[m.version for m in migrations]}")
+    return migrations
+
+
+async def migrate(conninfo: str) -> int:
+    """Bring the database's ``postgit`` schema up to date; returns the schema version afterwards."""
+    migrations = known_migrations()
+    latest = migrations[-1].version
+    async with await AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        current = await _current_version(conn)
+        if current is not None and current >= latest:
+            _warn_if_newer(current, latest)
+            return current
+        await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
+        try:
+            await conn.execute("CREATE SCHEMA IF NOT EXISTS postgit")
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS postgit.schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            current = await _current_version(conn) or 0
+            for migration in migrations:
+                if migration.version <= current:
+                    continue
+                log.info("applying migration %04d_%s", migration.version, migration.name)
+                async with conn.transaction():
+                    await conn.execute(sql.SQL(migration.sql))  # type: ignore[arg-type] - a trusted packaged file
+                    await conn.execute(
+                        "INSERT INTO postgit.schema_migrations (version, name) VALUES (%s, %s)",
+                        (migration.version, migration.name),
+                    )
+            current = max(current, latest)
+            _warn_if_newer(current, latest)
+            return current
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
+
+
+async def _current_version(conn: AsyncConnection) -> int | None:
+    try:
+        cursor = await conn.execute("SELECT max(version) FROM postgit.schema_migrations")
+    except psycopg.errors.UndefinedTable:
+        return None
+    except psycopg.errors.InvalidSchemaName:
+        return None
+    row = await cursor.fetchone()
+    return row[0] if row else None
+
+
+def _warn_if_newer(current: int, latest: int) -> None:
+    if current > latest:
+        log.warning(
+            "the database schema is at version %d, newer than this release knows (%d): "
+            "it was migrated by a newer Postgit; carrying on",
+            current,
+            latest,
+        )

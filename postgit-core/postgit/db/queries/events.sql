@@ -1,0 +1,4 @@
+-- name: events_since
+-- An instance's events after a given event id, oldest first.
+SELECT id, kind, node_id, data, at FROM postgit.events
+WHERE instance_id = %(instance_id)s AND id > %(after)s ORDER BY id LIMIT %(limit)s;

@@ -1,0 +1,32 @@
+-- name: lock_workflow_name
+-- Serialise deploys of one workflow name for the rest of the transaction.
+SELECT pg_advisory_xact_lock(hashtextextended('postgit.workflow:' || %(name)s, 0));
+
+-- name: get_workflow_by_digest
+-- The version of a workflow whose definition has this digest, if one was deployed.
+SELECT name, version, definition, created_at
+FROM postgit.workflows WHERE name = %(name)s AND digest = %(digest)s;
+
+-- name: insert_workflow_version
+-- Store a definition as the workflow's next version.
+INSERT INTO postgit.workflows (name, version, definition, digest)
+SELECT %(name)s, COALESCE(max(version), 0) + 1, %(definition)s::jsonb, %(digest)s
+FROM postgit.workflows WHERE name = %(name)s
+RETURNING name, version, definition, created_at;
+
+-- name: get_workflow
+-- One version of a workflow, or its latest when version is null.
+SELECT name, version, definition, created_at
+FROM postgit.workflows
+WHERE name = %(name)s AND (%(version)s::int IS NULL OR version = %(version)s::int)
+ORDER BY version DESC LIMIT 1;
+
+-- name: list_workflow_versions
+-- Every version of a workflow, newest first.
+SELECT name, version, created_at FROM postgit.workflows WHERE name = %(name)s ORDER BY version DESC;
+
+-- name: list_workflows
+-- Each workflow with its latest version, version count and instance count.
+SELECT w.name, max(w.version) AS latest_version, count(*) AS versions,
+       min(w.created_at) AS created_at, max(w.created_at) AS updated_at
+FROM postgit.workflows w GROUP BY w.name ORDER BY w.name;

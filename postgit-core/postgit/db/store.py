@@ -1,0 +1,213 @@
+"""Store: the only code that executes SQL. One short method per named query.
+
+Writes made under a lease carry the lease token they were claimed with and are fenced by it in their ``WHERE``
+clause: a worker that lost an instance's lease writes nothing for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, LiteralString
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from postgit.db.queries import load_queries
+
+Row = dict[str, Any]
+
+
+def dumps(value: Any) -> str:
+    """JSON text for a jsonb parameter."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def definition_digest(definition: dict[str, Any]) -> str:
+    """A digest of a definition's canonical JSON: equal definitions, equal digests."""
+    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Store:
+    """Every read and write of Postgit's tables, on an async connection pool."""
+
+    def __init__(self, pool: AsyncConnectionPool):
+        self.pool = pool
+        self._queries = load_queries()
+
+    def _sql(self, name: str) -> LiteralString:
+        return self._queries[name]
+
+    async def _fetch_all(self, name: str, params: dict[str, Any], conn: AsyncConnection | None = None) -> list[Row]:
+        if conn is not None:
+            cursor = await conn.execute(self._sql(name), params)
+            return await cursor.fetchall()
+        async with self.pool.connection() as pooled:
+            cursor = await pooled.execute(self._sql(name), params)
+            return await cursor.fetchall()
+
+    async def _fetch_one(self, name: str, params: dict[str, Any], conn: AsyncConnection | None = None) -> Row | None:
+        rows = await self._fetch_all(name, params, conn)
+        return rows[0] if rows else None
+
+    async def _execute(self, name: str, params: dict[str, Any]) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(self._sql(name), params)
+
+    # -- workflows ---------------------------------------------------------------------------------------------
+
+    async def deploy_workflow(self, name: str, definition: dict[str, Any]) -> tuple[Row, bool]:
+        """Store ``definition`` as the next version of ``name``; an identical definition returns its version.
+
+        Returns the workflow row and whether a new version was created.
+        """
+        digest = definition_digest(definition)
+        params = {"name": name, "digest": digest, "definition": dumps(definition)}
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(self._sql("lock_workflow_name"), params)
+            existing = await self._fetch_one("get_workflow_by_digest", params, conn)
+            if existing is not None:
+                return existing, False
+            row = await self._fetch_one("insert_workflow_version", params, conn)
+            assert row is not None
+            return row, True
+
+    async def get_workflow(self, name: str, version: int | None = None) -> Row | None:
+        """One version of a workflow (the latest when ``version`` is None), or None."""
+        return await self._fetch_one("get_workflow", {"name": name, "version": version})
+
+    async def list_workflow_versions(self, name: str) -> list[Row]:
+        return await self._fetch_all("list_workflow_versions", {"name": name})
+
+    async def list_workflows(self) -> list[Row]:
+        return await self._fetch_all("list_workflows", {})
+
+    # -- instances ---------------------------------------------------------------------------------------------
+
+    async def create_instance(
+        self,
+        *,
+        workflow: str,
+        version: int,
+        state: dict[str, Any],
+        current_node: str,
+        node_type: str,
+        idempotency_key: str | None = None,
+    ) -> tuple[Row, bool]:
+        """Start an instance, or return the one started earlier with ``idempotency_key``.
+
+        Returns ``{"id", "status"}`` and whether the instance was created now.
+        """
+        params = {
+            "id": uuid.uuid4(),
+            "workflow": workflow,
+            "version": version,
+            "state": dumps(state),
+            "current_node": current_node,
+            "node_type": node_type,
+            "idempotency_key": idempotency_key,
+        }
+        row = await self._fetch_one("create_instance", params)
+        if row is not None:
+            return {"id": row["id"], "status": row["status"]}, True
+        existing = await self._fetch_one("get_instance_by_key", params)
+        if existing is None:  # the conflicting row was deleted in between; try once more
+            return await self.create_instance(
+                workflow=workflow, version=version, state=state, current_node=current_node,
+                node_type=node_type, idempotency_key=idempotency_key,
+            )
+        return existing, False
+
+    async def get_instance(self, instance_id: uuid.UUID) -> Row | None:
+        return await self._fetch_one("get_instance", {"id": instance_id})
+
+    async def list_instances(
+        self, *, status: str | None = None, workflow: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[Row]:
+        """Instances newest first, filtered by status and workflow."""
+        return await self._fetch_all(
+            "list_instances", {"status": status, "workflow": workflow, "limit": limit, "offset": offset}
+        )
+
+    async def list_steps(self, instance_id: uuid.UUID) -> list[Row]:
+        return await self._fetch_all("list_steps", {"instance_id": instance_id})
+
+    async def events_since(self, instance_id: uuid.UUID, after: int = 0, limit: int = 500) -> list[Row]:
+        """An instance's events with an id above ``after``, oldest first."""
+        return await self._fetch_all("events_since", {"instance_id": instance_id, "after": after, "limit": limit})
+
+    async def cancel_instance(self, instance_id: uuid.UUID) -> bool:
+        """Cancel an unfinished instance; False when it had already finished (or does not exist)."""
+        return await self._fetch_one("cancel_instance", {"id": instance_id}) is not None
+
+    # -- leases and steps (workers) ----------------------------------------------------------------------------
+
+    async def claim_instances(
+        self, *, worker_id: str, node_types: Iterable[str], limit: int, lease_seconds: float
+    ) -> list[Row]:
+        """Lease up to ``limit`` due instances whose next node type is in ``node_types``."""
+        return await self._fetch_all(
+            "claim_instances",
+            {"worker_id": worker_id, "node_types": list(node_types), "limit": limit, "lease_seconds": lease_seconds},
+        )
+
+    async def commit_steps(self, batch: list[dict[str, Any]]) -> set[uuid.UUID]:
+        """Write many step outcomes in one transaction; returns the instance ids whose lease still held.
+
+        Each item is a row of the ``commit_steps`` query's ``batch`` record (see ``queries/instances.sql``).
+        """
+        rows = await self._fetch_all("commit_steps", {"batch": dumps(batch)})
+        return {row["id"] for row in rows}
+
+    async def renew_leases(self, leases: dict[uuid.UUID, int], lease_seconds: float) -> set[uuid.UUID]:
+        """Extend the leases in ``leases`` (id -> token); returns the ids still held."""
+        rows = await self._fetch_all(
+            "renew_leases", {"leases": _leases_json(leases), "lease_seconds": lease_seconds}
+        )
+        return {row["id"] for row in rows}
+
+    async def release_leases(self, leases: dict[uuid.UUID, int]) -> set[uuid.UUID]:
+        """Hand instances back so that any worker can claim them at once."""
+        rows = await self._fetch_all("release_leases", {"leases": _leases_json(leases)})
+        return {row["id"] for row in rows}
+
+    async def next_run_at(self, node_types: Iterable[str]) -> datetime | None:
+        row = await self._fetch_one("next_run_at", {"node_types": list(node_types)})
+        return row["run_at"] if row else None
+
+    # -- workers -----------------------------------------------------------------------------------------------
+
+    async def register_worker(self, worker_id: str, node_types: Iterable[str]) -> None:
+        await self._execute("register_worker", _worker_params(worker_id, node_types))
+
+    async def heartbeat_worker(self, worker_id: str, node_types: Iterable[str]) -> None:
+        await self._execute("heartbeat_worker", _worker_params(worker_id, node_types))
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        await self._execute("deregister_worker", {"id": worker_id})
+
+    async def list_live_workers(self, within_seconds: float) -> list[Row]:
+        return await self._fetch_all("list_live_workers", {"within_seconds": within_seconds})
+
+    # -- outbox ------------------------------------------------------------------------------------------------
+
+    async def enqueue_mail(self, *, idempotency_key: str, message: dict[str, Any]) -> None:
+        """Park ``message`` in the outbox once per idempotency key."""
+        await self._execute("enqueue_mail", {"idempotency_key": idempotency_key, "message": dumps(message)})
+
+    async def list_outbox(self, limit: int = 100) -> list[Row]:
+        return await self._fetch_all("list_outbox", {"limit": limit})
+
+
+def _leases_json(leases: dict[uuid.UUID, int]) -> str:
+    return dumps([{"id": str(instance_id), "lease_token": token} for instance_id, token in leases.items()])
+
+
+def _worker_params(worker_id: str, node_types: Iterable[str]) -> dict[str, Any]:
+    return {"id": worker_id, "host": socket.gethostname(), "pid": os.getpid(), "node_types": sorted(node_types)}

@@ -1,0 +1,66 @@
+"""Group commit: step outcomes of many instances written in one transaction.
+
+Each instance's task submits its outcome and waits. A single flusher writes everything submitted since its last
+flush in one statement, each row fenced by its own lease token, then tells each task whether its row was
+written. With plenty of work, one commit carries many steps; with little, a lone step commits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from postgit.db.store import Store
+
+log = logging.getLogger("postgit.worker")
+
+MAX_BATCH = 500
+
+
+class GroupCommitter:
+    """Collects step outcomes and writes them in batches; see the module docstring."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    async def submit(self, item: dict[str, Any]) -> bool:
+        """Queue one outcome; True once it is committed, False when its lease was lost or the write failed."""
+        if self._closed:
+            return False
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        self._ready.set()
+        return await future
+
+    async def run(self) -> None:
+        """Flush batches until :meth:`close` is called and nothing is left."""
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                await self._flush(batch)
+            if self._closed:
+                return
+
+    def close(self) -> None:
+        """Stop after flushing what was submitted."""
+        self._closed = True
+        self._ready.set()
+
+    async def _flush(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
+        try:
+            written = await self.store.commit_steps([item for item, _ in batch])
+        except Exception:
+            # Whether the transaction committed is unknown: report every row as not written. Each instance is
+            # then handed back (fenced), and re-run from whatever the database holds.
+            log.exception("writing %d step outcomes failed", len(batch))
+            written = set()
+        for item, future in batch:
+            if not future.done():
+                future.set_result(uuid.UUID(item["id"]) in written)

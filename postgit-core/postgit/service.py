@@ -1,0 +1,135 @@
+"""WorkflowService: what a server (or any other front end) does with workflows and instances.
+
+The one entry point for deploying, starting, inspecting and cancelling; it validates every input before
+anything is written and raises :mod:`postgit.errors` exceptions that name the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from postgit.db.store import Row, Store
+from postgit.definition import WorkflowDefinition
+from postgit.errors import Conflict, InvalidInput, NotFound
+from postgit.interpreter import next_node
+from postgit.registry import NodeRegistry
+from postgit.validation import validate_definition
+
+WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+MAX_INPUT_BYTES = 1_000_000
+MAX_IDEMPOTENCY_KEY_LENGTH = 200
+LIVE_WORKER_SECONDS = 30.0
+"""A worker whose last heartbeat is older than this is not counted alive."""
+
+
+@dataclass(frozen=True)
+class Deployed:
+    name: str
+    version: int
+    created: bool
+
+
+class WorkflowService:
+    """Deploy, start, list, show and cancel, on top of a :class:`Store` and the installed node types."""
+
+    def __init__(self, store: Store, registry: NodeRegistry):
+        self.store = store
+        self.registry = registry
+
+    async def deploy(self, name: str, definition: Any) -> Deployed:
+        """Validate ``definition`` and store it as a new version of ``name`` (unless it is unchanged)."""
+        check_workflow_name(name)
+        parsed = validate_definition(definition, self.registry)
+        row, created = await self.store.deploy_workflow(name, parsed.to_json())
+        return Deployed(row["name"], row["version"], created)
+
+    async def get_workflow(self, name: str, version: int | None = None) -> Row:
+        row = await self.store.get_workflow(name, version)
+        if row is None:
+            raise NotFound(f"workflow '{name}'" + (f" version {version}" if version else "") + " does not exist")
+        return row
+
+    async def start(
+        self,
+        workflow: str,
+        input: Any = None,  # noqa: A002 - the word of the API
+        *,
+        idempotency_key: str | None = None,
+        version: int | None = None,
+    ) -> tuple[Row, bool]:
+        """Start an instance of ``workflow`` (its latest version unless ``version``) with ``input``.
+
+        Returns ``{"id", "status"}`` and whether it was created now (False: the idempotency key was used before).
+        """
+        check_workflow_name(workflow)
+        size = len(json.dumps(input))
+        if size > MAX_INPUT_BYTES:
+            raise InvalidInput(f"input is {size} bytes; the limit is {MAX_INPUT_BYTES}")
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+            raise InvalidInput(f"idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
+        row = await self.get_workflow(workflow, version)
+        definition = WorkflowDefinition.from_json(row["definition"])
+        state = {"input": input}
+        first = next_node(definition, (), state)
+        assert first is not None, "a validated definition has at least one leaf node"
+        return await self.store.create_instance(
+            workflow=row["name"],
+            version=row["version"],
+            state=state,
+            current_node=first.id,
+            node_type=first.type,
+            idempotency_key=idempotency_key,
+        )
+
+    async def get_instance(self, instance_id: str | uuid.UUID) -> Row:
+        """An instance with its steps, and why it waits when no live worker can run its next node."""
+        row = await self.store.get_instance(parse_instance_id(instance_id))
+        if row is None:
+            raise NotFound(f"instance {instance_id} does not exist")
+        row["steps"] = await self.store.list_steps(row["id"])
+        if row["status"] == "pending" and row["node_type"]:
+            row["wait_reason"] = row["wait_reason"] or await self._missing_worker_reason(row["node_type"])
+        return row
+
+    async def cancel(self, instance_id: str | uuid.UUID) -> None:
+        """Cancel an unfinished instance; Conflict when it already finished."""
+        parsed = parse_instance_id(instance_id)
+        if not await self.store.cancel_instance(parsed):
+            row = await self.store.get_instance(parsed)
+            if row is None:
+                raise NotFound(f"instance {instance_id} does not exist")
+            raise Conflict(f"instance {instance_id} is already {row['status']}")
+
+    async def live_workers(self) -> list[Row]:
+        return await self.store.list_live_workers(LIVE_WORKER_SECONDS)
+
+    async def _missing_worker_reason(self, node_type: str) -> str | None:
+        workers = await self.live_workers()
+        if any(node_type in worker["node_types"] for worker in workers):
+            return None
+        if not workers:
+            return "no worker is running"
+        return f"no live worker has node type '{node_type}'"
+
+
+def check_workflow_name(name: str) -> None:
+    """InvalidInput unless ``name`` is 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit."""
+    if not isinstance(name, str) or not WORKFLOW_NAME.match(name):
+        raise InvalidInput(
+            f"invalid workflow name {str(name)[:140]!r}: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+
+
+def parse_instance_id(value: str | uuid.UUID) -> uuid.UUID:
+    """The instance id as a UUID; NotFound when it cannot be one."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound(f"instance {str(value)[:100]!r} does not exist (not an instance id)") from None
