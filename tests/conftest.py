@@ -70,3 +70,25 @@ def registry() -> NodeRegistry:
 @pytest.fixture
 def service(store: Store, registry: NodeRegistry) -> WorkflowService:
     return WorkflowService(store, registry)
+
+
+@pytest.fixture
+def http_server():
+    from tests.support.http_server import start_recording_server
+
+    server = start_recording_server()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def smtp_server():
+    from tests.support.smtp_server import start_smtp_server
+
+    controller, handler = start_smtp_server()
+    try:
+        yield controller, handler
+    finally:
+        controller.stop()

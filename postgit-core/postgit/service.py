@@ -28,6 +28,8 @@ LIVE_WORKER_SECONDS = 30.0
 
 @dataclass(frozen=True)
 class Deployed:
+    """The outcome of a deploy: the version, and whether it was created now."""
+
     name: str
     version: int
     created: bool
@@ -56,7 +58,7 @@ class WorkflowService:
     async def start(
         self,
         workflow: str,
-        input: Any = None,  # noqa: A002 - the word of the API
+        input: Any = None,
         *,
         idempotency_key: str | None = None,
         version: int | None = None,

@@ -24,7 +24,9 @@ async def wait_for(
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
 
 
-def wait_for_sync(predicate: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.02, what: str = "condition") -> T:
+def wait_for_sync(
+    predicate: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.02, what: str = "condition"
+) -> T:
     """The blocking twin of :func:`wait_for`."""
     deadline = time.monotonic() + timeout
     last: T | None = None

@@ -95,6 +95,7 @@ def _body(response: httpx.Response) -> Any:
 
 @hookimpl
 def postgit_node_types() -> list[NodeType]:
+    """The node type this module provides."""
     return [
         NodeType(
             name="HitEndpoint",

@@ -64,6 +64,7 @@ class SmtpConfig:
 
     @classmethod
     def from_url(cls, url: str) -> SmtpConfig:
+        """Parse ``POSTGIT_SMTP_URL``; FatalError when it is malformed."""
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise FatalError(f"{SMTP_URL_VARIABLE} must look like smtp://user:pass@host:port or smtps://...")
@@ -81,6 +82,7 @@ class SmtpConfig:
 
 
 def build_message(params: SendEmailParams, idempotency_key: str) -> EmailMessage:
+    """The email for a step; its Message-ID derives from the idempotency key, so a re-sent copy is recognisable."""
     message = EmailMessage()
     message["From"] = params.sender
     message["To"] = ", ".join(params.to)
@@ -140,6 +142,7 @@ async def send_email(ctx: StepContext, params: SendEmailParams) -> dict[str, Any
 
 @hookimpl
 def postgit_node_types() -> list[NodeType]:
+    """The node type this module provides."""
     return [
         NodeType(
             name="SendEmail",

@@ -38,6 +38,7 @@ async def sleep(ctx: StepContext, params: SleepParams) -> Any:
 
 @hookimpl
 def postgit_node_types() -> list[NodeType]:
+    """The node type this module provides."""
     return [
         NodeType(
             name="Sleep",

@@ -27,6 +27,8 @@ _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 @dataclass(frozen=True)
 class Migration:
+    """One numbered migration file."""
+
     version: int
     name: str
     sql: str

@@ -11,7 +11,9 @@ async def _configure(conn: AsyncConnection) -> None:
     await conn.set_autocommit(True)
 
 
-async def open_pool(conninfo: str, *, min_size: int = 2, max_size: int = 8, name: str = "postgit") -> AsyncConnectionPool:
+async def open_pool(
+    conninfo: str, *, min_size: int = 2, max_size: int = 8, name: str = "postgit"
+) -> AsyncConnectionPool:
     """Open a pool of autocommit connections returning rows as dicts.
 
     Every statement runs in its own transaction unless a caller opens one with ``conn.transaction()``.

@@ -171,7 +171,7 @@ class Executor:
 
     async def _call(self, node_type: NodeType, node: NodeSpec, ctx: StepContext, params: Any) -> Any:
         handler = node_type.handler
-        if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(getattr(handler, "__call__", None)):
+        if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(type(handler).__call__):
             call = handler(ctx, params)
         else:
             loop = asyncio.get_running_loop()

@@ -107,11 +107,12 @@ class Worker:
     async def _claim_loop(self) -> None:
         self.started.set()
         while not self._stopping.is_set():
+            # Clear before looking: a wake-up that arrives from here on is kept for the wait below.
+            self._wakeup.clear()
             free = self.settings.concurrency - len(self._tasks)
             if free <= 0:
                 await self._wait(None)
                 continue
-            self._wakeup.clear()
             try:
                 claims = await self.store.claim_instances(
                     worker_id=self.id,
@@ -169,9 +170,9 @@ class Worker:
             self._next_timer = at
             self._wakeup.set()
 
-    async def _wait(self, timeout: float | None) -> None:
+    async def _wait(self, seconds: float | None) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), timeout)
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
 
     # -- leases ------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,104 @@
+"""A recording HTTP server on loopback, for HitEndpoint tests.
+
+Routes (any method):
+- ``/ok/<name>``: 200 with JSON ``{"status": "ok", "name": name}``.
+- ``/status/<code>``: that status, JSON body.
+- ``/flaky/<name>/<failures>``: 500 for the first ``failures`` requests of ``name``, then 200.
+- ``/block/<name>``: holds the first request of ``name`` open until the test releases it (later requests answer
+  at once), so a test can kill a worker while a step is in flight.
+Every request is recorded with its path, headers and body.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class RecordingServer:
+    httpd: ThreadingHTTPServer
+    requests: list[Recorded] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    counts: Counter[str] = field(default_factory=Counter)
+    blocked: dict[str, threading.Event] = field(default_factory=dict)
+    arrived: dict[str, threading.Event] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def hits(self, path: str) -> list[Recorded]:
+        with self.lock:
+            return [r for r in self.requests if r.path == path]
+
+    def release(self, name: str) -> None:
+        self.blocked.setdefault(name, threading.Event()).set()
+
+    def arrival(self, name: str) -> threading.Event:
+        with self.lock:
+            return self.arrived.setdefault(name, threading.Event())
+
+    def close(self) -> None:
+        for event in self.blocked.values():
+            event.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def start_recording_server() -> RecordingServer:
+    server: RecordingServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:  # keep test output quiet
+            pass
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            with server.lock:
+                server.requests.append(Recorded(self.command, self.path, dict(self.headers), body))
+                server.counts[self.path] += 1
+                count = server.counts[self.path]
+            parts = self.path.strip("/").split("/")
+            status, payload = 200, {"status": "ok", "path": self.path}
+            if parts[0] == "status":
+                status = int(parts[1])
+            elif parts[0] == "flaky":
+                status = 500 if count <= int(parts[2]) else 200
+            elif parts[0] == "block":
+                server.arrival(parts[1]).set()
+                if count == 1:
+                    server.blocked.setdefault(parts[1], threading.Event()).wait(60)
+            data = json.dumps(payload).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:
+                pass  # the client (a killed worker) went away
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    server = RecordingServer(httpd)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return server
