@@ -61,6 +61,11 @@ class Worker:
         self.started = asyncio.Event()
         """Set once the worker is registered and claiming (tests wait on it)."""
 
+    @property
+    def in_flight(self) -> int:
+        """How many instances this worker is executing right now."""
+        return len(self._tasks)
+
     def stop(self) -> None:
         """Ask the worker to stop gracefully (safe to call from a signal handler)."""
         self._stopping.set()

@@ -1,0 +1,115 @@
+"""The Store against a real PostgreSQL: claims with SKIP LOCKED, lease fencing, idempotent writes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from postgit import Node, Sequence
+from postgit.db import Store, open_pool
+
+LEASE = 30.0
+
+
+async def start_many(service, count: int) -> list[uuid.UUID]:
+    flow = Sequence(id="root", children=[Node("Shout", id="a", text="x"), Node("Shout", id="b", text="y")])
+    await service.deploy("flow", flow.to_json())
+    return [(await service.start("flow", {"n": n}))[0]["id"] for n in range(count)]
+
+
+def completion(claim: dict, **fields) -> dict:
+    item = {
+        "id": str(claim["id"]), "lease_token": claim["lease_token"], "status": "running", "state": None,
+        "done_node": "a", "current_node": "b", "node_type": "Shout", "attempt": 1, "resume": None, "run_at": None,
+        "run_in": LEASE, "keep_lease": True, "error": None, "wait_reason": None,
+        "step": {"node_id": "a", "attempt": 1, "status": "completed", "params": {}, "output": {"ok": 1},
+                 "error": None, "worker_id": "w", "started_at": "2026-01-01T00:00:00+00:00",
+                 "finished_at": "2026-01-01T00:00:01+00:00"},
+        "events": [{"kind": "step_completed", "node_id": "a", "data": {}}],
+    }
+    item.update(fields)
+    return item
+
+
+async def test_concurrent_claims_never_hand_out_one_instance_twice(service, store, database_url):
+    ids = await start_many(service, 60)
+    pools = [await open_pool(database_url, min_size=1, max_size=1) for _ in range(4)]
+    try:
+        stores = [Store(pool) for pool in pools]
+        batches = await asyncio.gather(*[
+            s.claim_instances(worker_id=f"w{i}", node_types=["Shout"], limit=20, lease_seconds=LEASE)
+            for i, s in enumerate(stores)
+        ])
+    finally:
+        for pool in pools:
+            await pool.close()
+    claimed = [row["id"] for batch in batches for row in batch]
+    assert len(claimed) == len(set(claimed)), "an instance was claimed twice"
+    assert set(claimed) <= set(ids)
+    assert len(claimed) == 60
+
+
+async def test_claims_only_take_node_types_the_worker_has(service, store):
+    await start_many(service, 3)
+    assert await store.claim_instances(worker_id="w", node_types=["Sleep"], limit=10, lease_seconds=LEASE) == []
+    assert len(await store.claim_instances(worker_id="w", node_types=["Shout"], limit=10, lease_seconds=LEASE)) == 3
+
+
+async def test_a_stale_lease_writes_nothing_and_does_not_block_others(service, store):
+    ids = await start_many(service, 2)
+    stale, fresh = await store.claim_instances(worker_id="old", node_types=["Shout"], limit=2, lease_seconds=0.05)
+    await asyncio.sleep(0.1)  # let the short lease expire
+    reclaimed = await store.claim_instances(worker_id="new", node_types=["Shout"], limit=2, lease_seconds=LEASE)
+    taken = next(r for r in reclaimed if r["id"] == stale["id"])
+    assert taken["lease_token"] == stale["lease_token"] + 1
+
+    before_events = await store.events_since(stale["id"])
+    # one batch with a stale row (old token) and a valid one: only the valid one is written
+    other = next(r for r in reclaimed if r["id"] == fresh["id"])
+    written = await store.commit_steps([completion(stale, state={"evil": True}), completion(other)])
+    assert written == {fresh["id"]}
+    row = await store.get_instance(stale["id"])
+    assert row["done"] == [] and "evil" not in row["state"] and row["lease_owner"] == "new"
+    assert await store.list_steps(stale["id"]) == []
+    assert await store.events_since(stale["id"]) == before_events
+    assert (await store.get_instance(fresh["id"]))["done"] == ["a"]
+    assert set(ids) == {stale["id"], fresh["id"]}
+
+
+async def test_renewal_and_release_are_fenced(service, store):
+    [instance_id] = await start_many(service, 1)
+    [claim] = await store.claim_instances(worker_id="w", node_types=["Shout"], limit=1, lease_seconds=LEASE)
+    token = claim["lease_token"]
+    assert await store.renew_leases({instance_id: token}, LEASE) == {instance_id}
+    assert await store.renew_leases({instance_id: token - 1}, LEASE) == set()
+    assert await store.release_leases({instance_id: token - 1}) == set()
+    assert await store.release_leases({instance_id: token}) == {instance_id}
+    row = await store.get_instance(instance_id)
+    assert (row["status"], row["lease_owner"]) == ("pending", None)
+
+
+async def test_cancel_fences_off_the_running_worker(service, store):
+    [instance_id] = await start_many(service, 1)
+    [claim] = await store.claim_instances(worker_id="w", node_types=["Shout"], limit=1, lease_seconds=LEASE)
+    assert await store.cancel_instance(instance_id)
+    assert await store.commit_steps([completion(claim)]) == set()
+    assert (await store.get_instance(instance_id))["status"] == "cancelled"
+    assert not await store.cancel_instance(instance_id), "a finished instance cannot be cancelled again"
+
+
+async def test_start_with_an_idempotency_key_returns_the_same_instance(service):
+    flow = Sequence(id="root", children=[Node("Shout", id="a", text="x")])
+    await service.deploy("flow", flow.to_json())
+    first, created = await service.start("flow", {"n": 1}, idempotency_key="order-42")
+    again, created_again = await service.start("flow", {"n": 2}, idempotency_key="order-42")
+    assert created and not created_again
+    assert first["id"] == again["id"]
+
+
+async def test_deploying_an_unchanged_definition_returns_the_existing_version(service):
+    flow = Sequence(id="root", children=[Node("Shout", id="a", text="x")])
+    changed = Sequence(id="root", children=[Node("Shout", id="a", text="y")])
+    assert (await service.deploy("flow", flow.to_json())).version == 1
+    again = await service.deploy("flow", flow.to_json())
+    assert (again.version, again.created) == (1, False)
+    assert (await service.deploy("flow", changed.to_json())).version == 2

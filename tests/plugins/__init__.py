@@ -1,0 +1,1 @@
+"""Tests of the plugin loader: entry points, provenance and the errors a broken plugin causes."""
