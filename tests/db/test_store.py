@@ -19,12 +19,31 @@ async def start_many(service, count: int) -> list[uuid.UUID]:
 
 def completion(claim: dict, **fields) -> dict:
     item = {
-        "id": str(claim["id"]), "lease_token": claim["lease_token"], "status": "running", "state": None,
-        "done_node": "a", "current_node": "b", "node_type": "Shout", "attempt": 1, "resume": None, "run_at": None,
-        "run_in": LEASE, "keep_lease": True, "error": None, "wait_reason": None,
-        "step": {"node_id": "a", "attempt": 1, "status": "completed", "params": {}, "output": {"ok": 1},
-                 "error": None, "worker_id": "w", "started_at": "2026-01-01T00:00:00+00:00",
-                 "finished_at": "2026-01-01T00:00:01+00:00"},
+        "id": str(claim["id"]),
+        "lease_token": claim["lease_token"],
+        "status": "running",
+        "state": None,
+        "done_node": "a",
+        "current_node": "b",
+        "node_type": "Shout",
+        "attempt": 1,
+        "resume": None,
+        "run_at": None,
+        "run_in": LEASE,
+        "keep_lease": True,
+        "error": None,
+        "wait_reason": None,
+        "step": {
+            "node_id": "a",
+            "attempt": 1,
+            "status": "completed",
+            "params": {},
+            "output": {"ok": 1},
+            "error": None,
+            "worker_id": "w",
+            "started_at": "2026-01-01T00:00:00+00:00",
+            "finished_at": "2026-01-01T00:00:01+00:00",
+        },
         "events": [{"kind": "step_completed", "node_id": "a", "data": {}}],
     }
     item.update(fields)
@@ -36,10 +55,12 @@ async def test_concurrent_claims_never_hand_out_one_instance_twice(service, stor
     pools = [await open_pool(database_url, min_size=1, max_size=1) for _ in range(4)]
     try:
         stores = [Store(pool) for pool in pools]
-        batches = await asyncio.gather(*[
-            s.claim_instances(worker_id=f"w{i}", node_types=["Shout"], limit=20, lease_seconds=LEASE)
-            for i, s in enumerate(stores)
-        ])
+        batches = await asyncio.gather(
+            *[
+                s.claim_instances(worker_id=f"w{i}", node_types=["Shout"], limit=20, lease_seconds=LEASE)
+                for i, s in enumerate(stores)
+            ]
+        )
     finally:
         for pool in pools:
             await pool.close()

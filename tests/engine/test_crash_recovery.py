@@ -10,11 +10,14 @@ from tests.support.processes import start_worker
 
 
 async def test_worker_killed_mid_sleep_does_not_restart_the_sleep(service, store, database_url, http_server, tmp_path):
-    flow = Sequence(id="root", children=[
-        HitEndpoint(id="before", url=f"{http_server.url}/ok/before"),
-        Sleep(id="nap", seconds=3),
-        HitEndpoint(id="after", url=f"{http_server.url}/ok/after"),
-    ])
+    flow = Sequence(
+        id="root",
+        children=[
+            HitEndpoint(id="before", url=f"{http_server.url}/ok/before"),
+            Sleep(id="nap", seconds=3),
+            HitEndpoint(id="after", url=f"{http_server.url}/ok/after"),
+        ],
+    )
     await service.deploy("napper", flow.to_json())
     row, _ = await service.start("napper")
     first = start_worker(database_url, tmp_path, 0)
@@ -38,11 +41,14 @@ async def test_worker_killed_mid_sleep_does_not_restart_the_sleep(service, store
 
 
 async def test_worker_killed_mid_step_reruns_only_that_step(service, store, database_url, http_server, tmp_path):
-    flow = Sequence(id="root", children=[
-        HitEndpoint(id="first", url=f"{http_server.url}/ok/first", assign_to="$.first"),
-        HitEndpoint(id="slow", url=f"{http_server.url}/block/slow", timeout=60),
-        HitEndpoint(id="last", url=f"{http_server.url}/ok/last"),
-    ])
+    flow = Sequence(
+        id="root",
+        children=[
+            HitEndpoint(id="first", url=f"{http_server.url}/ok/first", assign_to="$.first"),
+            HitEndpoint(id="slow", url=f"{http_server.url}/block/slow", timeout=60),
+            HitEndpoint(id="last", url=f"{http_server.url}/ok/last"),
+        ],
+    )
     await service.deploy("slowpoke", flow.to_json())
     row, _ = await service.start("slowpoke")
     first = start_worker(database_url, tmp_path, 0)
@@ -65,4 +71,7 @@ async def test_worker_killed_mid_step_reruns_only_that_step(service, store, data
     assert len(http_server.hits("/ok/last")) == 1
     steps = await store.list_steps(row["id"])
     assert [(s["node_id"], s["status"]) for s in steps] == [
-        ("first", "completed"), ("slow", "completed"), ("last", "completed")]
+        ("first", "completed"),
+        ("slow", "completed"),
+        ("last", "completed"),
+    ]

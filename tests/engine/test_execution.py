@@ -14,10 +14,13 @@ from tests.support.waiting import wait_for
 
 
 async def test_refs_templates_and_assign_to_pass_data_between_steps(service, store, registry, database_url):
-    flow = Sequence(id="root", children=[
-        Node("Shout", id="greet", text="hello {{ input.name }}", assign_to="$.greeting"),
-        Node("Shout", id="again", text=ref("$.greeting.text"), exclamations=3, assign_to="$.nested.loud"),
-    ])
+    flow = Sequence(
+        id="root",
+        children=[
+            Node("Shout", id="greet", text="hello {{ input.name }}", assign_to="$.greeting"),
+            Node("Shout", id="again", text=ref("$.greeting.text"), exclamations=3, assign_to="$.nested.loud"),
+        ],
+    )
     await service.deploy("data", flow.to_json())
     row, _ = await service.start("data", {"name": "ada"})
     async with in_process_worker(store, registry, database_url):
@@ -98,10 +101,13 @@ async def test_sigterm_hands_back_a_running_step_promptly(service, store, databa
 
 
 async def test_a_cancelled_instance_starts_no_further_step(service, store, registry, database_url, http_server):
-    flow = Sequence(id="root", children=[
-        HitEndpoint(id="slow", url=f"{http_server.url}/block/cancel", timeout=60),
-        HitEndpoint(id="next", url=f"{http_server.url}/ok/next"),
-    ])
+    flow = Sequence(
+        id="root",
+        children=[
+            HitEndpoint(id="slow", url=f"{http_server.url}/block/cancel", timeout=60),
+            HitEndpoint(id="next", url=f"{http_server.url}/ok/next"),
+        ],
+    )
     await service.deploy("cancel", flow.to_json())
     row, _ = await service.start("cancel")
     async with in_process_worker(store, registry, database_url) as worker:

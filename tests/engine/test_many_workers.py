@@ -12,9 +12,10 @@ INSTANCES = 200
 
 
 async def test_two_workers_run_200_instances_each_step_once(service, store, database_url, http_server, tmp_path):
-    flow = Sequence(id="root", children=[
-        HitEndpoint(id=f"step{n}", url=f"{http_server.url}/ok/step{n}", method="POST") for n in range(3)
-    ])
+    flow = Sequence(
+        id="root",
+        children=[HitEndpoint(id=f"step{n}", url=f"{http_server.url}/ok/step{n}", method="POST") for n in range(3)],
+    )
     await service.deploy("fanout", flow.to_json())
 
     async def all_completed() -> bool:

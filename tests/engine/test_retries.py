@@ -19,9 +19,12 @@ async def run_one(service, store, registry, database_url, flow, name="flow"):
 async def test_a_flaky_step_succeeds_on_its_third_attempt_after_growing_delays(
     service, store, registry, database_url, http_server
 ):
-    flow = Sequence(id="root", children=[
-        HitEndpoint(id="flaky", url=f"{http_server.url}/flaky/a/2", retry=FAST_RETRY, assign_to="$.r"),
-    ])
+    flow = Sequence(
+        id="root",
+        children=[
+            HitEndpoint(id="flaky", url=f"{http_server.url}/flaky/a/2", retry=FAST_RETRY, assign_to="$.r"),
+        ],
+    )
     instance, steps = await run_one(service, store, registry, database_url, flow)
     assert instance["status"] == "completed", instance["error"]
     assert [(s["attempt"], s["status"]) for s in steps] == [(1, "failed"), (2, "failed"), (3, "completed")]
@@ -38,50 +41,71 @@ async def test_a_flaky_step_succeeds_on_its_third_attempt_after_growing_delays(
 
 
 async def test_the_last_failure_fails_the_instance_with_its_error(service, store, registry, database_url, http_server):
-    flow = Sequence(id="root", children=[
-        HitEndpoint(id="down", url=f"{http_server.url}/status/503", retry=FAST_RETRY),
-        HitEndpoint(id="never", url=f"{http_server.url}/ok/never"),
-    ])
+    flow = Sequence(
+        id="root",
+        children=[
+            HitEndpoint(id="down", url=f"{http_server.url}/status/503", retry=FAST_RETRY),
+            HitEndpoint(id="never", url=f"{http_server.url}/ok/never"),
+        ],
+    )
     instance, steps = await run_one(service, store, registry, database_url, flow)
     assert instance["status"] == "failed"
     assert instance["error"]["node_id"] == "down"
     assert instance["error"]["attempt"] == 3
     assert "503" in instance["error"]["message"]
     assert [(s["node_id"], s["attempt"], s["status"]) for s in steps] == [
-        ("down", 1, "failed"), ("down", 2, "failed"), ("down", 3, "failed")]
+        ("down", 1, "failed"),
+        ("down", 2, "failed"),
+        ("down", 3, "failed"),
+    ]
     assert http_server.hits("/ok/never") == []
     kinds = [e["kind"] for e in await store.events_since(instance["id"])]
     assert kinds[-1] == "instance_failed"
 
 
 async def test_attempts_are_configurable_per_node(service, store, registry, database_url, http_server):
-    flow = Sequence(id="root", children=[
-        HitEndpoint(id="down", url=f"{http_server.url}/status/500",
-                    retry={"maxAttempts": 5, "initialInterval": 0.01}),
-    ])
+    flow = Sequence(
+        id="root",
+        children=[
+            HitEndpoint(
+                id="down", url=f"{http_server.url}/status/500", retry={"maxAttempts": 5, "initialInterval": 0.01}
+            ),
+        ],
+    )
     instance, steps = await run_one(service, store, registry, database_url, flow)
     assert instance["status"] == "failed"
     assert [s["attempt"] for s in steps] == [1, 2, 3, 4, 5]
 
 
 async def test_a_client_error_fails_at_once_unless_accepted(service, store, registry, database_url, http_server):
-    flow = Sequence(id="root", children=[
-        HitEndpoint(id="gone", url=f"{http_server.url}/status/404", accept_status=[404], assign_to="$.gone"),
-        HitEndpoint(id="bad", url=f"{http_server.url}/status/400", retry=FAST_RETRY),
-    ])
+    flow = Sequence(
+        id="root",
+        children=[
+            HitEndpoint(id="gone", url=f"{http_server.url}/status/404", accept_status=[404], assign_to="$.gone"),
+            HitEndpoint(id="bad", url=f"{http_server.url}/status/400", retry=FAST_RETRY),
+        ],
+    )
     instance, steps = await run_one(service, store, registry, database_url, flow)
     assert instance["status"] == "failed"
     assert instance["state"]["gone"]["status"] == 404
-    assert [(s["node_id"], s["attempt"], s["status"]) for s in steps] == [("gone", 1, "completed"), ("bad", 1, "failed")]
+    assert [(s["node_id"], s["attempt"], s["status"]) for s in steps] == [
+        ("gone", 1, "completed"),
+        ("bad", 1, "failed"),
+    ]
     assert instance["error"]["type"] == "FatalError"
 
 
 async def test_a_network_error_is_retried(service, store, registry, database_url):
     from tests.support.ports import free_port
 
-    flow = Sequence(id="root", children=[
-        HitEndpoint(id="nobody", url=f"http://127.0.0.1:{free_port()}/", retry={"maxAttempts": 2, "initialInterval": 0.01}),
-    ])
+    flow = Sequence(
+        id="root",
+        children=[
+            HitEndpoint(
+                id="nobody", url=f"http://127.0.0.1:{free_port()}/", retry={"maxAttempts": 2, "initialInterval": 0.01}
+            ),
+        ],
+    )
     instance, steps = await run_one(service, store, registry, database_url, flow)
     assert instance["status"] == "failed"
     assert len(steps) == 2

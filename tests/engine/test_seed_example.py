@@ -8,12 +8,16 @@ from tests.support.processes import running_workers
 
 
 def seed_workflow(base_url: str, seconds: float = 1):
-    return Sequence(id="root", children=[
-        HitEndpoint(id="fetch-data", url=f"{base_url}/ok/health", assign_to="$.fetchResult"),
-        Sleep(id="wait", seconds=seconds),
-        SendEmail(id="notify", to="user@example.com", subject="Workflow Complete",
-                  body=ref("$.fetchResult.body.status")),
-    ])
+    return Sequence(
+        id="root",
+        children=[
+            HitEndpoint(id="fetch-data", url=f"{base_url}/ok/health", assign_to="$.fetchResult"),
+            Sleep(id="wait", seconds=seconds),
+            SendEmail(
+                id="notify", to="user@example.com", subject="Workflow Complete", body=ref("$.fetchResult.body.status")
+            ),
+        ],
+    )
 
 
 async def test_seed_example_runs_end_to_end(service, store, database_url, http_server, smtp_server, tmp_path):
@@ -39,7 +43,10 @@ async def test_seed_example_runs_end_to_end(service, store, database_url, http_s
 
     steps = await store.list_steps(row["id"])
     assert [(s["node_id"], s["status"]) for s in steps] == [
-        ("fetch-data", "completed"), ("wait", "completed"), ("notify", "completed")]
+        ("fetch-data", "completed"),
+        ("wait", "completed"),
+        ("notify", "completed"),
+    ]
     wait_step = steps[1]
     assert (wait_step["finished_at"] - wait_step["started_at"]).total_seconds() >= 1
 

@@ -24,7 +24,9 @@ def plugin_site(tmp_path_factory) -> Path:
     """The plugin installed (without dependencies) into a folder of its own, as pip would into site-packages."""
     target = tmp_path_factory.mktemp("site")
     uv = Path(sys.executable).parent / "uv"
-    installer = [str(uv), "pip", "install", "--python", sys.executable] if uv.exists() else [sys.executable, "-m", "pip"]
+    installer = (
+        [str(uv), "pip", "install", "--python", sys.executable] if uv.exists() else [sys.executable, "-m", "pip"]
+    )
     if not uv.exists():
         installer.append("install")
     subprocess.run([*installer, "--quiet", "--no-deps", "--target", str(target), str(PLUGIN_SOURCE)], check=True)
