@@ -17,7 +17,8 @@ from postgit.registry import NodeRegistry
 from postgit.service import WorkflowService
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
-TEMPLATE = "postgit_test_template"
+# one template per test session, so that sessions running side by side do not drop each other's
+TEMPLATE = f"postgit_test_template_{os.getpid()}"
 
 
 def admin_url() -> str:
@@ -31,13 +32,15 @@ def url_for(dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def template_database() -> str:
+def template_database() -> Iterator[str]:
     """A database migrated to the current schema, to clone per test."""
     with psycopg.connect(admin_url(), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{TEMPLATE}"')
     asyncio.run(migrate(url_for(TEMPLATE)))
-    return TEMPLATE
+    yield TEMPLATE
+    with psycopg.connect(admin_url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
 
 
 @pytest.fixture

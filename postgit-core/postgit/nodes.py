@@ -13,6 +13,10 @@ from pydantic import BaseModel
 from postgit.retry import RetryPolicy
 
 
+DEFAULT_STEP_TIMEOUT = 300.0
+"""Seconds a step may run unless its node type or node says otherwise."""
+
+
 class MailOutbox(Protocol):
     """Where a step may durably park an email when no SMTP server is configured."""
 
@@ -64,7 +68,7 @@ class NodeType:
         handler: the function that executes a step of this type.
         description: one line, shown by ``pst plugins ls``.
         retry: the default retry policy; a node in a definition may override it.
-        timeout: default seconds a step may run before it fails as retryable; None for no limit.
+        timeout: default seconds a step may run before it fails as retryable (a node may override it).
     """
 
     name: str
@@ -72,4 +76,4 @@ class NodeType:
     handler: Handler
     description: str = ""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    timeout: float | None = None
+    timeout: float = DEFAULT_STEP_TIMEOUT

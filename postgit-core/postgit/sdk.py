@@ -37,10 +37,10 @@ class Node:
 
     def __init__(
         self,
-        type: str,  # noqa: A002 - the word users know
+        type: str,
         /,
         *,
-        id: str,  # noqa: A002
+        id: str,
         assign_to: str | None = None,
         retry: RetryPolicy | dict[str, Any] | None = None,
         timeout: float | None = None,
@@ -71,7 +71,7 @@ class Node:
 class Sequence(Node):
     """Run ``children`` one after another."""
 
-    def __init__(self, *, id: str, children: list[Node]):  # noqa: A002
+    def __init__(self, *, id: str, children: list[Node]):
         super().__init__("Sequence", id=id)
         self.children = list(children)
 
@@ -79,17 +79,26 @@ class Sequence(Node):
         return {"id": self.id, "type": "Sequence", "children": [child.to_json() for child in self.children]}
 
 
-def HitEndpoint(*, id: str, url: str | Ref, method: str = "GET", **kwargs: Any) -> Node:  # noqa: A002, N802
-    """Call an HTTP endpoint (params: url, method, headers, json, body, timeout, accept_status)."""
-    return Node("HitEndpoint", id=id, url=url, method=method, **kwargs)
+def HitEndpoint(
+    *, id: str, url: str | Ref, method: str = "GET", timeout: float | None = None, **kwargs: Any
+) -> Node:
+    """Call an HTTP endpoint (params: url, method, headers, json, body, timeout, accept_status).
+
+    ``timeout`` here is the request's timeout in seconds (a param of the node type), not the node-level step
+    timeout that ``Node(..., timeout=...)`` sets for other node types.
+    """
+    node = Node("HitEndpoint", id=id, url=url, method=method, **kwargs)
+    if timeout is not None:
+        node.params["timeout"] = timeout
+    return node
 
 
-def Sleep(*, id: str, **kwargs: Any) -> Node:  # noqa: A002, N802
+def Sleep(*, id: str, **kwargs: Any) -> Node:
     """Wait durably for ``seconds``, or ``until`` an ISO-8601 timestamp."""
     return Node("Sleep", id=id, **kwargs)
 
 
-def SendEmail(*, id: str, to: str | list[str] | Ref, subject: str | Ref, body: Any, **kwargs: Any) -> Node:  # noqa: A002, N802
+def SendEmail(*, id: str, to: str | list[str] | Ref, subject: str | Ref, body: Any, **kwargs: Any) -> Node:
     """Send an email through ``POSTGIT_SMTP_URL``, or park it in the outbox when none is configured."""
     return Node("SendEmail", id=id, to=to, subject=subject, body=body, **kwargs)
 

@@ -102,5 +102,6 @@ def postgit_node_types() -> list[NodeType]:
             params=HitEndpointParams,
             handler=hit_endpoint,
             description="Call an HTTP endpoint; the response's status, headers and body are the output",
+            timeout=3_610,  # the params' request timeout (at most 3600 s) bounds the step
         )
     ]

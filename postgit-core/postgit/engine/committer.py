@@ -19,6 +19,10 @@ log = logging.getLogger("postgit.worker")
 MAX_BATCH = 500
 
 
+class CommitUnknown(Exception):
+    """Writing a batch failed (e.g. the database restarted): it may or may not have committed."""
+
+
 class GroupCommitter:
     """Collects step outcomes and writes them in batches; see the module docstring."""
 
@@ -29,7 +33,11 @@ class GroupCommitter:
         self._closed = False
 
     async def submit(self, item: dict[str, Any]) -> bool:
-        """Queue one outcome; True once it is committed, False when its lease was lost or the write failed."""
+        """Queue one outcome; True once it is committed, False when its lease was lost (nothing was written).
+
+        Raises:
+            CommitUnknown: the write failed, so whether it committed is unknown.
+        """
         if self._closed:
             return False
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -56,11 +64,14 @@ class GroupCommitter:
     async def _flush(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
         try:
             written = await self.store.commit_steps([item for item, _ in batch])
-        except Exception:
-            # Whether the transaction committed is unknown: report every row as not written. Each instance is
-            # then handed back (fenced), and re-run from whatever the database holds.
-            log.exception("writing %d step outcomes failed", len(batch))
-            written = set()
+        except Exception as exc:
+            # Whether the transaction committed is unknown. Each instance's task hands its instance back (fenced by
+            # its lease token), and it resumes from whatever the database holds: at least once, nothing lost.
+            log.warning("writing %d step outcomes failed: %s", len(batch), exc)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(CommitUnknown(str(exc)))
+            return
         for item, future in batch:
             if not future.done():
                 future.set_result(uuid.UUID(item["id"]) in written)

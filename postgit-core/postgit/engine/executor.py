@@ -161,8 +161,7 @@ class Executor:
         except RetryableError as exc:
             return self._failed(held, node, node_type, exc, started_at, params_json, retryable=True)
         except TimeoutError:
-            timeout = node.timeout or node_type.timeout
-            failure = RetryableError(f"step timed out after {timeout:g}s")
+            failure = RetryableError(f"step timed out after {node.timeout or node_type.timeout:g}s")
             return self._failed(held, node, node_type, failure, started_at, params_json, retryable=True)
         except Exception as exc:
             failure = RetryableError(f"{type(exc).__name__}: {exc}")
@@ -176,8 +175,7 @@ class Executor:
         else:
             loop = asyncio.get_running_loop()
             call = loop.run_in_executor(self.threads, functools.partial(handler, ctx, params))
-        timeout = node.timeout or node_type.timeout
-        return await (asyncio.wait_for(call, timeout) if timeout else call)
+        return await asyncio.wait_for(call, node.timeout or node_type.timeout)
 
     def _base_item(self, held: HeldInstance, **fields: Any) -> dict[str, Any]:
         item = {

@@ -21,7 +21,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from postgit.db.store import Store
-from postgit.engine.committer import GroupCommitter
+from postgit.engine.committer import CommitUnknown, GroupCommitter
 from postgit.engine.executor import Executor, HeldInstance
 from postgit.engine.listener import listen_for_work
 from postgit.registry import NodeRegistry
@@ -145,6 +145,8 @@ class Worker:
             await self.executor.run(held)
         except asyncio.CancelledError:
             raise
+        except CommitUnknown:
+            await self._release({held.id: held.lease_token})
         except Exception:
             log.exception("instance %s: unexpected error; handing it back", held.id)
             await self._release({held.id: held.lease_token})
