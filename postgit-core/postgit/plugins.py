@@ -39,16 +39,18 @@ def load_registry(extra: Iterable[object] = ()) -> NodeRegistry:
                 f"plugin '{ep.name}' of package {_dist_name(ep)} {_dist_version(ep)} "
                 f"({ep.value}) failed to load: {type(exc).__name__}: {exc}"
             ) from exc
-        pm.register(plugin, name=name)
         provenance[name] = Provenance(plugin=name, package=_dist_name(ep), version=_dist_version(ep))
+        _register(pm, plugin, provenance[name])
     for index, plugin in enumerate(extra):
         name = getattr(plugin, "__name__", None) or f"extra-{index}"
-        pm.register(plugin, name=name)
         provenance[name] = Provenance(plugin=name, package=None, version=None)
+        _register(pm, plugin, provenance[name])
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin!r} implements an unknown hook: {exc}") from exc
+        origin = provenance.get(pm.get_name(exc.plugin) or "")
+        where = _describe(origin) if origin else repr(exc.plugin)
+        raise PluginError(f"{where} implements a hook that does not exist: {exc}") from exc
     return NodeRegistry(_collect(pm, provenance))
 
 
@@ -69,6 +71,19 @@ def _collect(pm: pluggy.PluginManager, provenance: dict[str, Provenance]) -> lis
                 )
             entries.append(RegisteredNodeType(node_type, origin))
     return entries
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, origin: Provenance) -> None:
+    try:
+        pm.register(plugin, name=origin.plugin)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        raise PluginError(f"{_describe(origin)} cannot be registered: {exc}") from exc
+
+
+def _describe(origin: Provenance) -> str:
+    if origin.package:
+        return f"plugin {origin.plugin} (package {origin.package} {origin.version})"
+    return f"plugin {origin.plugin}"
 
 
 def _entry_points() -> list[EntryPoint]:

@@ -5,17 +5,60 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 _MARKERS = ("{{", "{%", "{#")
+
+MAX_NUMBER_BITS = 100_000
+"""The largest integer ``*`` and ``**`` may produce in a template (about 30,000 decimal digits)."""
+
+MAX_REPEAT_LENGTH = 1_000_000
+"""The longest string or list that ``*`` may produce in a template."""
 
 
 class TemplateProblem(ValueError):
     """A template does not parse, or failed to render."""
 
 
-_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)  # noqa: S701 - not HTML
+class _Environment(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, with bounds on the operators that can exhaust memory or CPU in one expression.
+
+    Intercepted operators are also never folded into constants at compile time, so checking a template at deploy
+    time does not evaluate ``7 ** 999999999``.
+    """
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            _check_power(left, right)
+        else:
+            _check_product(left, right)
+        return super().call_binop(context, operator, left, right)
+
+
+def _check_power(base: Any, exponent: Any) -> None:
+    if not (isinstance(base, int) and isinstance(exponent, int)) or exponent <= 0:
+        return
+    if abs(base).bit_length() * exponent > MAX_NUMBER_BITS and abs(base) > 1:
+        raise SecurityError(f"the result of '**' would exceed {MAX_NUMBER_BITS} bits")
+
+
+def _check_product(left: Any, right: Any) -> None:
+    if isinstance(left, int) and isinstance(right, int):
+        if left.bit_length() + right.bit_length() > MAX_NUMBER_BITS:
+            raise SecurityError(f"the result of '*' would exceed {MAX_NUMBER_BITS} bits")
+        return
+    for sequence, count in ((left, right), (right, left)):
+        repeated = isinstance(sequence, str | list | tuple) and isinstance(count, int)
+        if repeated and len(sequence) * count > MAX_REPEAT_LENGTH:
+            raise SecurityError(f"the result of '*' would be longer than {MAX_REPEAT_LENGTH} items")
+
+
+_env = _Environment(undefined=StrictUndefined, autoescape=False)  # the output is plain text, not HTML
 
 
 def is_template(value: object) -> bool:
@@ -30,16 +73,27 @@ def check_template(source: str) -> None:
     except TemplateError as exc:
         line = getattr(exc, "lineno", None)
         raise TemplateProblem(f"template does not parse{f' (line {line})' if line else ''}: {exc}") from exc
+    except RecursionError:
+        raise TemplateProblem("template does not parse: it is nested too deeply") from None
 
 
 def render_template(source: str, state: dict[str, Any]) -> str:
-    """Render ``source`` with the state's top-level keys as variables (``{{ input.name }}``)."""
+    """Render ``source`` with the state's top-level keys as variables (``{{ input.name }}``).
+
+    Raises:
+        TemplateProblem: for any failure, jinja2's own (undefined variable, unsafe access) or the expression's
+            (``1 / 0``, ``'a' + 1``).
+    """
     try:
         return _compile(source).render(state)
     except TemplateError as exc:
         raise TemplateProblem(f"template failed to render: {exc}") from exc
+    except RecursionError:
+        raise TemplateProblem("template failed to render: it recursed too deeply") from None
+    except Exception as exc:
+        raise TemplateProblem(f"template failed to render: {type(exc).__name__}: {exc}") from exc
 
 
 @lru_cache(maxsize=1024)
-def _compile(source: str):  # noqa: ANN202 - jinja2.Template
+def _compile(source: str) -> Template:
     return _env.from_string(source)

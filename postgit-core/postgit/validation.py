@@ -23,6 +23,8 @@ MAX_NODES = 5_000
 MAX_DEPTH = 50
 MAX_DEFINITION_BYTES = 1_000_000
 MAX_ID_LENGTH = 200
+MAX_JSON_DEPTH = 4 * MAX_DEPTH
+"""How deeply any JSON value in a definition may nest: node levels take two each (node, children list)."""
 
 _NODE_KEYS = frozenset({"id", "type", "params", "assignTo", "retry", "timeout", "children"})
 
@@ -36,6 +38,8 @@ def validate_definition(raw: Any, registry: NodeRegistry) -> WorkflowDefinition:
     issues: list[DefinitionIssue] = []
     if not isinstance(raw, dict):
         raise DefinitionError([DefinitionIssue(None, None, "a definition must be a JSON object (the root node)")])
+    if _nests_deeper_than(raw, MAX_JSON_DEPTH):
+        raise DefinitionError([DefinitionIssue(None, None, f"definition nests deeper than {MAX_JSON_DEPTH} levels")])
     size = len(json.dumps(raw, default=str))
     if size > MAX_DEFINITION_BYTES:
         raise DefinitionError(
@@ -163,6 +167,20 @@ class _Checker:
                 self.add(node_id, f"params.{field}", str(exc))
             return True
         return False
+
+
+def _nests_deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests deeper than ``limit``; iterative, so no input can exhaust the stack."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend((child, depth + 1) for child in item)
+    return False
 
 
 def _pydantic_message(exc: ValidationError) -> str:
