@@ -1,0 +1,1 @@
+"""Tests of postgit-core's pure logic: no database, no network."""
