@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +26,8 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = 0.0
+    """time.time() when the request arrived."""
 
 
 @dataclass
@@ -72,7 +75,7 @@ def start_recording_server() -> RecordingServer:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             with server.lock:
-                server.requests.append(Recorded(self.command, self.path, dict(self.headers), body))
+                server.requests.append(Recorded(self.command, self.path, dict(self.headers), body, time.time()))
                 server.counts[self.path] += 1
                 count = server.counts[self.path]
             parts = self.path.strip("/").split("/")

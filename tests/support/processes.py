@@ -42,6 +42,7 @@ class Process:
         if self.alive():
             self.popen.send_signal(signal.SIGKILL)
         self.popen.wait(10)
+        self._log.close()
 
     def terminate(self, timeout: float = 30) -> int:
         """SIGTERM and wait for a clean exit; returns the exit code."""
