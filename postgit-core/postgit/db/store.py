@@ -60,6 +60,10 @@ class Store:
         async with self.pool.connection() as conn:
             await conn.execute(self._sql(name), params)
 
+    async def ping(self) -> None:
+        """One round trip to the database; raises when it cannot be reached."""
+        await self._fetch_one("ping", {})
+
     # -- workflows ---------------------------------------------------------------------------------------------
 
     async def deploy_workflow(self, name: str, definition: dict[str, Any]) -> tuple[Row, bool]:

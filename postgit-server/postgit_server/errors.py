@@ -1,0 +1,92 @@
+"""Postgit's errors, and FastAPI's request validation errors, as HTTP answers with a readable ``detail``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from postgit.errors import Conflict, DefinitionError, InvalidInput, NotFound, PostgitError
+
+log = logging.getLogger("postgit.server")
+
+_STATUS: list[tuple[type[PostgitError], int]] = [
+    (DefinitionError, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (InvalidInput, status.HTTP_400_BAD_REQUEST),
+    (NotFound, status.HTTP_404_NOT_FOUND),
+    (Conflict, status.HTTP_409_CONFLICT),
+]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn exceptions into JSON answers."""
+    app.add_exception_handler(PostgitError, _postgit_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(psycopg.DataError, _data_error)  # type: ignore[arg-type]
+    app.add_exception_handler(UnicodeEncodeError, _unencodable)  # type: ignore[arg-type]
+
+
+def status_for(exc: PostgitError) -> int:
+    """The HTTP status for one of Postgit's errors (400 for kinds not listed)."""
+    for kind, code in _STATUS:
+        if isinstance(exc, kind):
+            return code
+    return status.HTTP_400_BAD_REQUEST
+
+
+async def _postgit_error(request: Request, exc: PostgitError) -> JSONResponse:
+    content: dict[str, Any] = {"detail": str(exc)}
+    if isinstance(exc, DefinitionError):
+        content = {"detail": definition_summary(exc), "issues": [issue.as_dict() for issue in exc.issues]}
+    return JSONResponse(content, status_code=status_for(exc))
+
+
+def definition_summary(exc: DefinitionError) -> str:
+    """One line: the first issue (node id, field, message), and how many more there are."""
+    if not exc.issues:
+        return "invalid workflow definition"
+    first = f"invalid workflow definition: {exc.issues[0]}"
+    more = len(exc.issues) - 1
+    return first if more == 0 else f"{first} (and {more} more issue{'s' if more > 1 else ''})"
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [_error_row(error) for error in exc.errors()]
+    detail = "; ".join(f"{row['location']}: {row['message']}" if row["location"] else row["message"] for row in errors)
+    return JSONResponse(
+        {"detail": detail or "invalid request", "errors": errors},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+def _error_row(error: dict[str, Any]) -> dict[str, str]:
+    """A validation error without the offending input (which may be huge): where it is and what is wrong."""
+    location = ".".join(str(part) for part in error.get("loc", ()))
+    message = str(error.get("msg", "invalid value"))
+    if error.get("type") == "json_invalid":
+        message = f"request body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"
+        location = "body"
+    return {"location": location, "message": message, "type": str(error.get("type", ""))}
+
+
+async def _data_error(request: Request, exc: psycopg.DataError) -> JSONResponse:
+    # A value PostgreSQL cannot store (a NUL character, an out-of-range number) is the client's input.
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if exc.diag.message_detail:
+        reason = f"{reason} ({exc.diag.message_detail.rstrip('.')})"
+    log.info("%s %s: refused a value the database cannot store: %s", request.method, request.url.path, reason)
+    return JSONResponse(
+        {"detail": f"the request holds a value the database cannot store: {reason}"},
+        status_code=status.HTTP_400_BAD_REQUEST,
+    )
+
+
+async def _unencodable(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
+    return JSONResponse(
+        {"detail": f"the request holds text that is not valid Unicode: {exc.reason} (e.g. a lone \\ud800 escape)"},
+        status_code=status.HTTP_400_BAD_REQUEST,
+    )

@@ -1,0 +1,108 @@
+"""``postgit-server``: serve the API with uvicorn until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+import sys
+
+import psycopg
+import uvicorn
+from fastapi import FastAPI
+
+from postgit.db import migrate
+from postgit.errors import PostgitError
+from postgit.plugins import load_registry
+from postgit_server.app import begin_shutdown, create_app
+from postgit_server.settings import ServerSettings
+
+log = logging.getLogger("postgit.server")
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, saying where it listens once its socket is bound, and ending event streams on shutdown."""
+
+    def __init__(self, app: FastAPI, config: uvicorn.Config, settings: ServerSettings):
+        super().__init__(config)
+        self.app = app
+        self.settings = settings
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            log.info(
+                "postgit-server listening on http://%s:%d (API docs: %s/docs; auth %s)",
+                self.settings.host,
+                self.settings.port,
+                self.settings.url,
+                "on" if self.settings.api_token else "off",
+            )
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        begin_shutdown(self.app)
+        await super().shutdown(sockets)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``postgit-server`` console script."""
+    parser = argparse.ArgumentParser(
+        prog="postgit-server",
+        description="Run Postgit's REST API server (DATABASE_URL, PORT, POSTGIT_HOST, POSTGIT_API_TOKEN).",
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+    level = args.log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if level != "DEBUG":
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # our own line says where we listen
+    try:
+        settings = ServerSettings.from_env()
+        # Fail before binding the port, with one line, when the plugins or the database are not usable.
+        registry = load_registry()
+        asyncio.run(migrate(settings.database_url))
+    except PostgitError as exc:
+        _fail(str(exc))
+    except psycopg.Error as exc:
+        _fail(f"cannot use the database at DATABASE_URL: {first_line(exc)}")
+    except KeyboardInterrupt:
+        return
+    app = create_app(settings, registry)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=args.access_log,
+        timeout_graceful_shutdown=5,
+    )
+    server = Server(app, config, settings)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler it found at
+    # start; a no-op handler there lets a clean shutdown end with exit status 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _after_shutdown)
+    server.run()
+    if not server.started:
+        sys.exit(3)
+
+
+def _after_shutdown(signum: int, frame: object) -> None:
+    """Nothing left to do: uvicorn has already shut down."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _fail(message: str) -> None:
+    print(f"postgit-server: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

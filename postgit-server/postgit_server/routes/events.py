@@ -1,0 +1,120 @@
+"""``GET /instances/{id}/events``: an instance's events as a server-sent event stream.
+
+The stream replays the events after the client's cursor (``?after=`` or the ``Last-Event-ID`` header), then
+follows new ones by polling until the instance finishes. It ends after a terminal instance event, or right
+after the replay when the instance had already finished. When the server shuts down, open streams end at once
+rather than hold the shutdown up; clients resume with ``Last-Event-ID``. FastAPI sends a keep-alive comment when
+a stream is idle for 15 seconds and stops the generator when the client goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from postgit.db import Store
+from postgit.errors import InvalidInput
+from postgit_server.dependencies import Service, Settings, Stopping
+from postgit_server.models import Event
+
+router = APIRouter(tags=["instances"])
+
+TERMINAL_EVENTS = frozenset({"instance_completed", "instance_failed", "instance_cancelled"})
+FINISHED = frozenset({"completed", "failed", "cancelled"})
+PAGE_SIZE = 500
+STATUS_RECHECK_SECONDS = 5.0
+"""How often an idle stream re-reads the instance's status, in case it finished without a terminal event."""
+MAX_EVENT_ID = 2**63 - 1
+
+
+async def existing_instance(instance_id: str, service: Service) -> dict[str, Any]:
+    """The instance row; NotFound (404) before anything is streamed."""
+    return await service.get_instance(instance_id)
+
+
+def cursor(
+    after: Annotated[int | None, Query(ge=0, le=MAX_EVENT_ID, description="Send events with an id above this")] = None,
+    last_event_id: Annotated[str | None, Header(description="Set by EventSource clients on reconnection")] = None,
+) -> int:
+    """Where the stream starts: ``after``, else ``Last-Event-ID``, else the beginning."""
+    if after is not None:
+        return after
+    if last_event_id is None or last_event_id.strip() == "":
+        return 0
+    try:
+        value = int(last_event_id)
+    except ValueError:
+        raise InvalidInput(f"Last-Event-ID {last_event_id[:40]!r} is not an event id") from None
+    if not 0 <= value <= MAX_EVENT_ID:
+        raise InvalidInput(f"Last-Event-ID {value} is not an event id")
+    return value
+
+
+@router.get(
+    "/instances/{instance_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {"description": "`event: <kind>`, `id: <event id>`, `data: <Event as JSON>`"},
+        404: {
+            "description": "No such instance",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        },
+    },
+)
+async def instance_events(
+    instance: Annotated[dict[str, Any], Depends(existing_instance)],
+    after: Annotated[int, Depends(cursor)],
+    service: Service,
+    settings: Settings,
+    stopping: Stopping,
+) -> AsyncIterator[ServerSentEvent]:
+    """Stream an instance's events (see :class:`Event` for each event's data) until it finishes."""
+    events = follow(
+        service.store,
+        instance["id"],
+        after=after,
+        finished=instance["status"] in FINISHED,
+        poll_seconds=settings.events_poll_seconds,
+        stopping=stopping,
+    )
+    async for event in events:
+        yield ServerSentEvent(id=str(event["id"]), event=event["kind"], data=Event.model_validate(event))
+
+
+async def follow(
+    store: Store,
+    instance_id: uuid.UUID,
+    *,
+    after: int,
+    finished: bool,
+    poll_seconds: float,
+    stopping: asyncio.Event,
+) -> AsyncIterator[dict[str, Any]]:
+    """Yield the instance's events after ``after``, polling for new ones until it finishes or the server stops."""
+    checked_at = time.monotonic()
+    while True:
+        events = await store.events_since(instance_id, after, limit=PAGE_SIZE)
+        for event in events:
+            after = event["id"]
+            yield event
+            if event["kind"] in TERMINAL_EVENTS:
+                return
+        if len(events) == PAGE_SIZE:
+            continue
+        if finished:
+            return
+        if time.monotonic() - checked_at >= STATUS_RECHECK_SECONDS:
+            checked_at = time.monotonic()
+            row = await store.get_instance(instance_id)
+            finished = row is None or row["status"] in FINISHED
+            if finished:
+                continue  # one more read: the terminal event committed together with the status
+        if stopping.is_set():
+            return  # the server is shutting down: the client resumes elsewhere with Last-Event-ID
+        await asyncio.sleep(poll_seconds)

@@ -1,0 +1,65 @@
+"""Server settings, read from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from postgit.errors import PostgitError
+from postgit.settings import database_url_from_env
+
+DEFAULT_PORT = 3000
+DEFAULT_HOST = "0.0.0.0"  # noqa: S104 - a server is meant to be reachable; POSTGIT_HOST narrows it
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How the API server runs.
+
+    Attributes:
+        database_url: ``DATABASE_URL``.
+        api_token: ``POSTGIT_API_TOKEN``; when set, every route but ``/health`` needs ``Authorization: Bearer``.
+        host: ``POSTGIT_HOST``, the address to listen on.
+        port: ``PORT``, the port to listen on.
+        events_poll_seconds: how often an event stream looks for new events.
+        pool_min_size: connections the pool keeps open.
+        pool_max_size: connections the pool opens at most.
+    """
+
+    database_url: str
+    api_token: str | None = None
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    events_poll_seconds: float = 0.15
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+
+    @classmethod
+    def from_env(cls) -> ServerSettings:
+        """Read the settings; PostgitError naming the variable when one is missing or malformed."""
+        return cls(
+            database_url=database_url_from_env(),
+            api_token=os.environ.get("POSTGIT_API_TOKEN") or None,
+            host=os.environ.get("POSTGIT_HOST") or DEFAULT_HOST,
+            port=_port(os.environ.get("PORT")),
+        )
+
+    @property
+    def url(self) -> str:
+        """The base URL the server answers on, as a client on this machine would reach it."""
+        host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+
+def _port(raw: str | None) -> int:
+    if raw is None or raw.strip() == "":
+        return DEFAULT_PORT
+    try:
+        port = int(raw)
+    except ValueError:
+        raise PostgitError(f"PORT={raw!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise PostgitError(f"PORT={raw!r} must be between 1 and 65535")
+    return port

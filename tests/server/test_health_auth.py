@@ -1,0 +1,106 @@
+"""/health, authentication, and the OpenAPI document."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from tests.server.conftest import TOKEN
+from tests.support.server import api_client
+
+PROTECTED = [
+    ("GET", "/workflows"),
+    ("POST", "/workflows"),
+    ("GET", "/workflows/demo"),
+    ("GET", "/workflows/demo/versions/1"),
+    ("POST", "/workflows/demo/instances"),
+    ("GET", "/instances"),
+    ("GET", "/instances/00000000-0000-0000-0000-000000000000"),
+    ("GET", "/instances/00000000-0000-0000-0000-000000000000/events"),
+    ("POST", "/instances/00000000-0000-0000-0000-000000000000/cancel"),
+    ("GET", "/plugins"),
+    ("GET", "/workers"),
+    ("GET", "/outbox"),
+]
+
+
+async def test_health_reports_the_database(client):
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_without_a_token_every_route_is_open(client):
+    for method, path in PROTECTED:
+        response = await client.request(method, path)
+        assert response.status_code != 401, (method, path)
+
+
+async def test_health_needs_no_token(auth_client):
+    response = await auth_client.get("/health")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("method,path", PROTECTED)
+async def test_every_other_route_needs_the_token(auth_client, method, path):
+    missing = await auth_client.request(method, path)
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert "Bearer" in missing.json()["detail"]
+
+    wrong = await auth_client.request(method, path, headers={"Authorization": "Bearer not-the-token"})
+    assert wrong.status_code == 401
+    assert wrong.headers["www-authenticate"] == "Bearer"
+    assert wrong.json()["detail"] == "the API token is not valid for this server"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [f"Basic {TOKEN}", TOKEN, "Bearer", f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", "Bearer \u00e9\u00e9".encode()],
+)
+async def test_malformed_or_wrong_authorization_is_refused(auth_client, header):
+    response = await auth_client.get("/workflows", headers={"Authorization": header})
+    assert response.status_code == 401
+    assert isinstance(response.json()["detail"], str)
+
+
+async def test_the_right_token_is_accepted(auth_client):
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    assert (await auth_client.get("/workflows", headers=headers)).status_code == 200
+    deployed = await auth_client.post(
+        "/workflows",
+        json={"name": "demo", "definition": {"id": "s", "type": "Shout", "params": {"text": "x"}}},
+        headers=headers,
+    )
+    assert deployed.status_code == 201
+    assert (await auth_client.get("/workflows/demo", headers=headers)).status_code == 200
+
+
+async def test_openapi_describes_every_route(client):
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert set(schema["paths"]) >= {
+        "/health", "/workflows", "/workflows/{name}", "/workflows/{name}/versions/{version}",
+        "/workflows/{name}/instances", "/instances", "/instances/{instance_id}",
+        "/instances/{instance_id}/events", "/instances/{instance_id}/cancel", "/plugins", "/workers", "/outbox",
+    }
+    schemas = schema["components"]["schemas"]
+    assert schemas["HTTPValidationError"]["properties"]["detail"]["type"] == "string"
+    assert "issues" in schemas["DefinitionErrorBody"]["properties"]
+    assert (await client.get("/docs")).status_code == 200
+
+
+async def test_health_is_503_when_the_database_is_gone(database_url):
+    async with api_client(database_url) as client:
+        assert (await client.get("/health")).status_code == 200
+        name = conninfo_to_dict(database_url)["dbname"]
+        with psycopg.connect(make_conninfo(database_url, dbname="postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        response = await client.get("/health")
+        assert response.status_code == 503
+        body = response.json()
+        assert body["status"] == "unavailable"
+        assert body["database"].startswith("unreachable: ")
