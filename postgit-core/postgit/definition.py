@@ -125,7 +125,7 @@ def load_definition_file(path: str | FsPath) -> dict[str, Any]:
         raise _file_error(path, "has no workflow() function")
     try:
         root = workflow()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise _file_error(path, f"workflow() raised {type(exc).__name__}: {exc}") from exc
     to_json = getattr(root, "to_json", None)
     if not callable(to_json):
@@ -139,13 +139,15 @@ def _import_file(path: FsPath) -> Any:
     if spec is None or spec.loader is None:
         raise _file_error(path, "cannot be imported")
     module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.parent.resolve()))
+    folder = str(path.parent.resolve())
+    sys.path.insert(0, folder)  # so the workflow file can import modules next to it
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise _file_error(path, f"does not import: {type(exc).__name__}: {exc}") from exc
     finally:
-        sys.path.pop(0)
+        if folder in sys.path:
+            sys.path.remove(folder)
     return module
 
 

@@ -12,7 +12,6 @@ from pydantic import BaseModel
 
 from postgit.retry import RetryPolicy
 
-
 DEFAULT_STEP_TIMEOUT = 300.0
 """Seconds a step may run unless its node type or node says otherwise."""
 

@@ -102,7 +102,8 @@ class _Checker:
         assign_to = raw.get("assignTo")
         if assign_to is not None:
             try:
-                parse_path(assign_to).write({}, None)
+                if not parse_path(assign_to).segments:
+                    raise PathError("cannot assign to the whole state '$'; name a key, e.g. '$.result'")
             except PathError as exc:
                 self.add(node_id, "assignTo", str(exc))
         retry = raw.get("retry")

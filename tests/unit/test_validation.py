@@ -146,6 +146,12 @@ def test_malformed_assign_to(registry, assign_to, message):
     assert message in issue.message
 
 
+@pytest.mark.parametrize("assign_to", ["$.results[0]", "$['a key'].b", "$.a.b.c"])
+def test_assign_to_accepts_any_single_location(registry, assign_to):
+    definition = validate_definition(leaf("a", assignTo=assign_to), registry)
+    assert definition.root.assign_to == assign_to
+
+
 @pytest.mark.parametrize(
     ("params", "field", "message"),
     [
