@@ -4,6 +4,7 @@ Routes (any method):
 - ``/ok/<name>``: 200 with JSON ``{"status": "ok", "name": name}``.
 - ``/status/<code>``: that status, JSON body.
 - ``/flaky/<name>/<failures>``: 500 for the first ``failures`` requests of ``name``, then 200.
+- ``/redirect?to=<url>``: 302 to that URL.
 - ``/block/<name>``: holds the first request of ``name`` open until the test releases it (later requests answer
   at once), so a test can kill a worker while a step is in flight.
 Every request is recorded with its path, headers and body.
@@ -18,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -89,6 +91,13 @@ def start_recording_server() -> RecordingServer:
                 if count == 1:
                     server.blocked.setdefault(parts[1], threading.Event()).wait(60)
             data = json.dumps(payload).encode()
+            if parts[0].startswith("redirect"):
+                target = parse_qs(urlsplit(self.path).query)["to"][0]
+                self.send_response(302)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -10,6 +10,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from postgit import FatalError, NodeType, RetryableError, StepContext, hookimpl
+from postgit_builtins.network_policy import BlockedHost, GuardedTransport, NetworkPolicy
 
 
 class HitEndpointParams(BaseModel):
@@ -49,11 +50,12 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient
 
 
 def _client() -> httpx.AsyncClient:
-    """One connection-pooling client per event loop."""
+    """One connection-pooling client per event loop, every connection checked against the network policy."""
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        client = _clients[loop] = httpx.AsyncClient(follow_redirects=True)
+        transport = GuardedTransport(NetworkPolicy.from_env())
+        client = _clients[loop] = httpx.AsyncClient(transport=transport, follow_redirects=True, trust_env=False)
     return client
 
 
@@ -69,6 +71,8 @@ async def hit_endpoint(ctx: StepContext, params: HitEndpointParams) -> dict[str,
             content=params.body,
             timeout=params.timeout,
         )
+    except BlockedHost as exc:
+        raise FatalError(f"{params.method} {params.url} refused: {exc}") from exc
     except httpx.TimeoutException as exc:
         raise RetryableError(f"{params.method} {params.url} timed out after {params.timeout:g}s") from exc
     except httpx.HTTPError as exc:
