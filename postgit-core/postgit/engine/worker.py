@@ -54,6 +54,7 @@ class Worker:
         )
         self.executor.on_timer = self._note_timer
         self._held: dict[uuid.UUID, int] = {}
+        self._suspects: set[tuple[uuid.UUID, int]] = set()
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -200,12 +201,17 @@ class Worker:
                     log.error("could not renew leases for a whole lease period: abandoning running steps")
                     await self._cancel_running()
                 continue
+            # A renewal that races with the commit finishing an instance fails harmlessly; only a lease that
+            # fails to renew twice in a row, still held under the same token, was really lost.
+            suspects, self._suspects = self._suspects, set()
             for instance_id, token in held.items():
-                if instance_id not in renewed and self._held.get(instance_id) == token:
-                    task = self._tasks.get(instance_id)
-                    if task is not None:
-                        log.warning("instance %s: lease lost; abandoning its running step", instance_id)
-                        task.cancel()
+                if instance_id in renewed or self._held.get(instance_id) != token:
+                    continue
+                if (instance_id, token) not in suspects:
+                    self._suspects.add((instance_id, token))
+                elif (task := self._tasks.get(instance_id)) is not None:
+                    log.warning("instance %s: lease lost; abandoning its running step", instance_id)
+                    task.cancel()
 
     async def _release(self, leases: dict[uuid.UUID, int]) -> None:
         if not leases:
