@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 
 from postgit.db import Store, migrate, open_pool
 from postgit.plugins import load_registry
@@ -29,7 +30,7 @@ Postgit's REST API: deploy workflow definitions, start and cancel instances, fol
 node types and workers available.
 
 When the server runs with `POSTGIT_API_TOKEN` set, every route except `/health` requires
-`Authorization: Bearer <token>`.
+`Authorization: Bearer <token>`, this schema included, and the `/docs` page is off.
 """
 
 
@@ -70,6 +71,11 @@ def create_app(settings: ServerSettings, registry: NodeRegistry | None = None) -
         description=DESCRIPTION,
         version=__version__,
         lifespan=lifespan,
+        # with a token, the schema is served only to authenticated clients (below), and there is no docs page:
+        # a browser could not send the token with the schema request it makes
+        openapi_url=None if settings.api_token else "/openapi.json",
+        docs_url=None if settings.api_token else "/docs",
+        redoc_url=None if settings.api_token else "/redoc",
     )
     app.state.settings = settings
     app.state.stopping = asyncio.Event()
@@ -78,6 +84,12 @@ def create_app(settings: ServerSettings, registry: NodeRegistry | None = None) -
     protected = [Depends(require_token)]
     for module in (workflows, instances, events, plugins, workers, outbox):
         app.include_router(module.router, dependencies=protected)
+    if settings.api_token:
+
+        @app.get("/openapi.json", include_in_schema=False, dependencies=protected)
+        async def openapi_schema() -> JSONResponse:
+            return JSONResponse(app.openapi())
+
     _document_error_bodies(app)
     return app
 

@@ -22,6 +22,7 @@ PROTECTED = [
     ("GET", "/plugins"),
     ("GET", "/workers"),
     ("GET", "/outbox"),
+    ("GET", "/openapi.json"),
 ]
 
 
@@ -104,3 +105,10 @@ async def test_health_is_503_when_the_database_is_gone(database_url):
         body = response.json()
         assert body["status"] == "unavailable"
         assert body["database"].startswith("unreachable: ")
+
+
+async def test_with_a_token_the_schema_needs_it_and_the_docs_page_is_off(auth_client):
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    schema = await auth_client.get("/openapi.json", headers=headers)
+    assert schema.status_code == 200 and "/workflows" in schema.json()["paths"]
+    assert (await auth_client.get("/docs", headers=headers)).status_code == 404
