@@ -6,13 +6,15 @@ The JSON form of a node is::
      "retry": {"maxAttempts": 5}, "timeout": 30}
 
 and a control-flow node (``Sequence``) has ``children`` instead of ``params``. A definition is its root node.
-A param value ``{"$ref": "$.a.b"}`` is read from the instance's state when the step runs.
+A param value ``{"$ref": "$.a.b"}`` is read from the instance's state when the step runs, and
+``{"$secret": "NAME"}`` from the worker's ``POSTGIT_SECRET_NAME`` environment variable (never stored).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +28,9 @@ CONTROL_TYPES = frozenset({"Sequence"})
 """Node types interpreted by the engine itself rather than provided by a plugin."""
 
 REF_KEY = "$ref"
+SECRET_KEY = "$secret"  # noqa: S105 - a JSON key, not a password
+SECRET_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,99}$")
+"""A secret's name: the worker reads its value from ``POSTGIT_SECRET_<NAME>``."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Run-time resolution of a node's params: refs read from the state, templates rendered against it."""
+"""Run-time resolution of a node's params, and redaction of the secrets they used.
+
+Refs are read from the state, templates rendered against it, secrets read from the worker's environment; what
+is stored afterwards has every secret's value replaced by ``***``.
+"""
 
 from __future__ import annotations
 
@@ -6,39 +10,72 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from postgit.definition import REF_KEY, NodeSpec
+from postgit.definition import REF_KEY, SECRET_KEY, NodeSpec
 from postgit.outcomes import FatalError
 from postgit.paths import PathError, parse_path
+from postgit.settings import SECRET_PREFIX, secret_value
 from postgit.templating import TemplateProblem, is_template, render_template
 
+REDACTED = "***"
 
-def resolve_params(node: NodeSpec, model: type[BaseModel], state: dict[str, Any]) -> BaseModel:
+
+def resolve_params(
+    node: NodeSpec, model: type[BaseModel], state: dict[str, Any], secrets: list[str] | None = None
+) -> BaseModel:
     """The node's params, resolved against ``state`` and validated by the node type's model.
+
+    The value of every secret used is appended to ``secrets``, for :func:`redact`.
 
     Raises:
         FatalError: a ref points nowhere, a template fails, or a resolved value has the wrong type; the message
             names the node and the field.
     """
-    resolved = {key: _resolve(node.id, key, value, state) for key, value in node.params.items()}
+    found = secrets if secrets is not None else []
+    resolved = {key: _resolve(node.id, key, value, state, found) for key, value in node.params.items()}
     try:
         return model.model_validate(resolved)
     except ValidationError as exc:
         problems = "; ".join(
             f"field 'params.{'.'.join(str(p) for p in error['loc'])}': {error['msg']}" for error in exc.errors()
         )
-        raise FatalError(f"node '{node.id}': resolved params are invalid: {problems}") from None
+        raise FatalError(f"node '{node.id}': resolved params are invalid: {redact(problems, found)}") from None
 
 
-def _resolve(node_id: str, field: str, value: Any, state: dict[str, Any]) -> Any:
+def redact(value: Any, secrets: list[str]) -> Any:
+    """``value`` (any JSON) with every occurrence of a secret's value replaced by ``***``."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret:
+                value = value.replace(secret, REDACTED)
+        return value
     if isinstance(value, dict):
+        return {key: redact(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact(item, secrets) for item in value]
+    return value
+
+
+def _resolve(node_id: str, field: str, value: Any, state: dict[str, Any], secrets: list[str]) -> Any:
+    if isinstance(value, dict):
+        if SECRET_KEY in value and len(value) == 1:
+            found = secret_value(value[SECRET_KEY])
+            if found is None:
+                raise FatalError(
+                    f"node '{node_id}', field 'params.{field}': secret '{value[SECRET_KEY]}' is not set on this "
+                    f"worker (environment variable {SECRET_PREFIX}{value[SECRET_KEY]})"
+                )
+            secrets.append(found)
+            return found
         if REF_KEY in value and len(value) == 1:
             try:
                 return parse_path(value[REF_KEY]).read(state)
             except PathError as exc:
                 raise FatalError(f"node '{node_id}', field 'params.{field}': ref {exc}") from None
-        return {key: _resolve(node_id, f"{field}.{key}", item, state) for key, item in value.items()}
+        return {key: _resolve(node_id, f"{field}.{key}", item, state, secrets) for key, item in value.items()}
     if isinstance(value, list):
-        return [_resolve(node_id, f"{field}[{i}]", item, state) for i, item in enumerate(value)]
+        return [_resolve(node_id, f"{field}[{i}]", item, state, secrets) for i, item in enumerate(value)]
     if is_template(value):
         try:
             return render_template(value, state)

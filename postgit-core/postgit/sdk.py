@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from postgit.definition import REF_KEY, NodeSpec
+from postgit.definition import REF_KEY, SECRET_KEY, NodeSpec
 from postgit.retry import RetryPolicy
 
 
@@ -21,6 +21,25 @@ class Ref:
 
     def to_json(self) -> dict[str, str]:
         return {REF_KEY: self.path}
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A param value the worker reads from its environment (``POSTGIT_SECRET_<NAME>``) when the step runs."""
+
+    name: str
+
+    def to_json(self) -> dict[str, str]:
+        return {SECRET_KEY: self.name}
+
+
+def secret(name: str) -> Secret:
+    """Refer to a secret by name; the worker reads it from ``POSTGIT_SECRET_<name>``.
+
+    For example ``headers={"Authorization": secret("API_TOKEN")}``. The value never enters the definition, the
+    state, the stored step params, events or logs.
+    """
+    return Secret(name)
 
 
 def ref(path: str) -> Ref:
@@ -104,7 +123,7 @@ def SendEmail(*, id: str, to: str | list[str] | Ref, subject: str | Ref, body: A
 
 
 def _params_json(value: Any) -> Any:
-    if isinstance(value, Ref):
+    if isinstance(value, Ref | Secret):
         return value.to_json()
     if isinstance(value, dict):
         return {key: _params_json(item) for key, item in value.items()}

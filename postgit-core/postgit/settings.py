@@ -60,3 +60,11 @@ def _number(name: str, default: float) -> float:
     if value <= 0:
         raise PostgitError(f"{name}={raw!r} must be greater than zero")
     return value
+
+
+SECRET_PREFIX = "POSTGIT_SECRET_"  # noqa: S105 - a variable-name prefix, not a password
+
+
+def secret_value(name: str) -> str | None:
+    """The value of the secret ``name`` (``POSTGIT_SECRET_<name>``), or None when it is not set."""
+    return os.environ.get(SECRET_PREFIX + name)

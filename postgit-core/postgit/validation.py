@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from postgit.definition import CONTROL_TYPES, REF_KEY, WorkflowDefinition
+from postgit.definition import CONTROL_TYPES, REF_KEY, SECRET_KEY, SECRET_NAME, WorkflowDefinition
 from postgit.errors import DefinitionError, DefinitionIssue
 from postgit.paths import PathError, parse_path
 from postgit.registry import NodeRegistry
@@ -149,6 +149,15 @@ class _Checker:
     def check_dynamic(self, node_id: str | None, field: str, value: Any) -> bool:
         """Check refs and templates inside a param; True if the param holds any."""
         if isinstance(value, Mapping):
+            if SECRET_KEY in value:
+                name = value[SECRET_KEY]
+                if len(value) != 1 or not isinstance(name, str) or not SECRET_NAME.match(name):
+                    self.add(
+                        node_id,
+                        f"params.{field}",
+                        f"a secret is {{\"{SECRET_KEY}\": \"NAME\"}} with NAME in capitals, digits and '_'",
+                    )
+                return True
             if REF_KEY in value:
                 if len(value) != 1:
                     self.add(node_id, f"params.{field}", f"a ref is {{\"{REF_KEY}\": \"$.path\"}} and nothing else")

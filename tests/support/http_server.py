@@ -80,7 +80,7 @@ def start_recording_server() -> RecordingServer:
                 server.requests.append(Recorded(self.command, self.path, dict(self.headers), body, time.time()))
                 server.counts[self.path] += 1
                 count = server.counts[self.path]
-            parts = self.path.strip("/").split("/")
+            parts = urlsplit(self.path).path.strip("/").split("/")
             status, payload = 200, {"status": "ok", "path": self.path}
             if parts[0] == "status":
                 status = int(parts[1])
@@ -91,7 +91,7 @@ def start_recording_server() -> RecordingServer:
                 if count == 1:
                     server.blocked.setdefault(parts[1], threading.Event()).wait(60)
             data = json.dumps(payload).encode()
-            if parts[0].startswith("redirect"):
+            if parts[0] == "redirect":
                 target = parse_qs(urlsplit(self.path).query)["to"][0]
                 self.send_response(302)
                 self.send_header("Location", target)

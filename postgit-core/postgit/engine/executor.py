@@ -26,12 +26,13 @@ from postgit.nodes import NodeType, StepContext
 from postgit.outcomes import Completed, FatalError, RetryableError, StepFailure, Suspended
 from postgit.paths import PathError, parse_path
 from postgit.registry import NodeRegistry
-from postgit.resolve import resolve_params
+from postgit.resolve import redact, resolve_params
 
 log = logging.getLogger("postgit.worker")
 
 MAX_OUTPUT_BYTES = 1_000_000
 MAX_STATE_BYTES = 10_000_000
+_REDACTED_FIELDS = ("state", "step", "error", "events", "resume", "wait_reason")
 
 
 @dataclass
@@ -133,6 +134,19 @@ class Executor:
             held.resume = None
 
     async def _run_step(self, held: HeldInstance, node: NodeSpec, definition: WorkflowDefinition) -> Transition:
+        secrets: list[str] = []
+        transition = await self._attempt(held, node, definition, secrets)
+        if secrets:  # what is stored never holds a secret's value
+            for key in _REDACTED_FIELDS:
+                transition.item[key] = redact(transition.item[key], secrets)
+            transition.new_state = redact(transition.new_state, secrets)
+        if transition.item["status"] == "failed":
+            log.warning("instance %s failed at node '%s': %s", held.id, node.id, transition.item["error"]["message"])
+        return transition
+
+    async def _attempt(
+        self, held: HeldInstance, node: NodeSpec, definition: WorkflowDefinition, secrets: list[str]
+    ) -> Transition:
         node_type = self.registry.node_type(node.type)
         started_at = datetime.now(UTC)
         ctx = StepContext(
@@ -149,7 +163,7 @@ class Executor:
         )
         params_json: Any = None
         try:
-            params = resolve_params(node, node_type.params, held.state)
+            params = resolve_params(node, node_type.params, held.state, secrets)
             params_json = params.model_dump(mode="json")
             result = await self._call(node_type, node, ctx, params)
             if isinstance(result, Suspended):
@@ -165,7 +179,14 @@ class Executor:
             return self._failed(held, node, node_type, failure, started_at, params_json, retryable=True)
         except Exception as exc:
             failure = RetryableError(f"{type(exc).__name__}: {exc}")
-            log.info("instance %s node '%s' attempt %d raised", held.id, node.id, held.attempt, exc_info=True)
+            log.info(
+                "instance %s node '%s' attempt %d raised %s",
+                held.id,
+                node.id,
+                held.attempt,
+                redact(failure.message, secrets),
+                exc_info=not secrets,  # a traceback's locals and messages could show a secret
+            )
             return self._failed(held, node, node_type, failure, started_at, params_json, retryable=True)
 
     async def _call(self, node_type: NodeType, node: NodeSpec, ctx: StepContext, params: Any) -> Any:
@@ -298,7 +319,6 @@ class Executor:
         step = self._step_row(held, node, "failed", started_at, params=params_json, error=error)
         delay = policy.next_delay(held.attempt) if retryable else None
         if delay is None:
-            log.warning("instance %s failed at node '%s': %s", held.id, node.id, failure.message)
             item = self._base_item(
                 held,
                 status="failed",
