@@ -1,0 +1,24 @@
+"""``pst status ID``: one instance, its state and its steps."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from postgit_cli import output
+from postgit_cli.client import ApiClient, path_segment
+from postgit_cli.commands.options import JsonOption
+
+
+def status(
+    instance_id: Annotated[str, typer.Argument(metavar="ID", help="The instance id.", show_default=False)],
+    json_output: JsonOption = False,
+) -> None:
+    """Show an instance: status, workflow@version, current node, why it waits, error, state and steps."""
+    with ApiClient() as api:
+        row = api.get(f"/instances/{path_segment(instance_id)}")
+    if json_output:
+        output.print_json(row)
+    else:
+        output.print_instance(row)

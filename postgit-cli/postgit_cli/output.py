@@ -1,0 +1,352 @@
+"""Everything the CLI prints: JSON for ``--json``, rich tables and lines for people, errors on stderr.
+
+Commands hand data to these functions and never format anything themselves. Values from the server are printed
+as plain text (markup off), so a ``[red]`` in a workflow name is shown, not interpreted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from rich.console import Console
+from rich.json import JSON
+from rich.table import Table
+from rich.text import Text
+
+NON_TERMINAL_WIDTH = 200
+"""Width used when stdout is a pipe or a file, so tables are not squeezed to 80 columns."""
+
+STATUS_STYLES = {
+    "pending": "dim",
+    "running": "cyan",
+    "waiting": "magenta",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "yellow",
+}
+
+
+@cache
+def stdout() -> Console:
+    """The console for results."""
+    return _console(stderr=False)
+
+
+@cache
+def stderr() -> Console:
+    """The console for errors and progress notes."""
+    return _console(stderr=True)
+
+
+def _console(*, stderr: bool) -> Console:
+    console = Console(stderr=stderr, markup=False, highlight=False, emoji=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = NON_TERMINAL_WIDTH
+    return console
+
+
+# -- generic ---------------------------------------------------------------------------------------------------
+
+
+def print_json(value: Any) -> None:
+    """``value`` as indented JSON on stdout (for ``--json``), nothing else."""
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def print_error(message: str) -> None:
+    """One ``error: ...`` line on stderr; newlines in ``message`` are folded so it stays one line."""
+    line = " ".join(message.split())
+    stderr().print(Text("error: ", style="bold red") + Text(line), soft_wrap=True)
+
+
+def note(message: str) -> None:
+    """A line for people on stderr, kept out of stdout so scripts can read stdout alone."""
+    stderr().print(Text(message, style="dim"), soft_wrap=True)
+
+
+def _line(*parts: str | Text) -> None:
+    stdout().print(Text.assemble(*parts), soft_wrap=True)
+
+
+def status_text(status: Any) -> Text:
+    """An instance or step status, coloured when stdout is a terminal."""
+    text = str(status or "")
+    return Text(text, style=STATUS_STYLES.get(text, ""))
+
+
+def format_time(value: Any) -> str:
+    """An ISO-8601 timestamp from the API in local time, to the second; '' for None."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_duration(milliseconds: Any) -> str:
+    """``850ms``, ``1.25s``, ``2m 05s`` or ``1h 02m``; '' when unknown."""
+    if milliseconds is None:
+        return ""
+    ms = float(milliseconds)
+    if ms < 1000:
+        return f"{ms:.0f}ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def error_message(error: Any) -> str:
+    """The message of a step's or instance's error (a ``{"message", ...}`` object or a string)."""
+    if error is None:
+        return ""
+    if isinstance(error, dict):
+        return str(error.get("message") or json.dumps(error))
+    return str(error)
+
+
+def _table(*columns: str) -> Table:
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold", padding=(0, 2, 0, 0))
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _cell(value: Any) -> Text:
+    return Text("" if value is None else str(value))
+
+
+# -- deploy, run, cancel -----------------------------------------------------------------------------------------
+
+
+def print_deployed(result: dict[str, Any]) -> None:
+    """``Deployed NAME version N``, or ``NAME unchanged, version N`` when the definition was already stored."""
+    if result.get("created", True):
+        _line("Deployed ", Text(str(result["name"]), style="bold"), f" version {result['version']}")
+    else:
+        _line(Text(str(result["name"]), style="bold"), f" unchanged, version {result['version']}")
+
+
+def print_started(result: dict[str, Any]) -> None:
+    """The new instance's id alone on stdout (so ``ID=$(pst run flow)`` works)."""
+    if result.get("created") is False:
+        note("an instance with this idempotency key already exists; not started again")
+    stdout().print(Text(str(result["id"])), soft_wrap=True)
+
+
+def print_cancelled(result: dict[str, Any]) -> None:
+    """``Cancelled ID``."""
+    _line("Cancelled ", Text(str(result.get("id", ""))))
+
+
+# -- listings ----------------------------------------------------------------------------------------------------
+
+
+def print_workflows(rows: list[dict[str, Any]]) -> None:
+    """The ``pst wf ls`` table."""
+    if not rows:
+        note("no workflows deployed yet: pst deploy FILE")
+        return
+    table = _table("NAME", "LATEST", "VERSIONS", "UPDATED")
+    for row in rows:
+        versions = row.get("versions")
+        count = len(versions) if isinstance(versions, list) else versions
+        table.add_row(
+            _cell(row.get("name")),
+            _cell(row.get("latest_version")),
+            _cell(count),
+            _cell(format_time(row.get("updated_at") or row.get("created_at"))),
+        )
+    stdout().print(table)
+
+
+def print_instances(items: list[dict[str, Any]], next_offset: Any = None) -> None:
+    """The ``pst i ls`` table, newest first as the server returns it."""
+    if not items:
+        note("no instances")
+        return
+    table = _table("ID", "WORKFLOW", "VERSION", "STATUS", "NODE", "CREATED")
+    for row in items:
+        table.add_row(
+            _cell(row.get("id")),
+            _cell(row.get("workflow")),
+            _cell(row.get("version")),
+            status_text(row.get("status")),
+            _cell(row.get("current_node")),
+            _cell(format_time(row.get("created_at"))),
+        )
+    stdout().print(table)
+    if next_offset is not None:
+        note(f"more instances: pst i ls --offset {next_offset}")
+
+
+def workers_cell(row: dict[str, Any], live_workers: int) -> str:
+    """``2 of 2`` live workers have the node type, or ``server only`` when no worker has it."""
+    workers = row.get("workers") or []
+    count = len(workers) if isinstance(workers, list) else int(workers)
+    if count == 0:
+        return "server only" if row.get("on_server", True) else "nowhere"
+    text = f"{count} of {max(live_workers, count)}"
+    return text if row.get("on_server", True) else f"{text}, not on the server"
+
+
+def print_plugins(rows: list[dict[str, Any]]) -> None:
+    """The ``pst plugins ls`` table: node types, the package and version providing each, and worker coverage."""
+    live = {worker for row in rows if isinstance(row.get("workers"), list) for worker in row["workers"]}
+    table = _table("NAME", "PACKAGE", "VERSION", "DESCRIPTION", "WORKERS")
+    for row in sorted(rows, key=lambda row: str(row.get("name"))):
+        table.add_row(
+            _cell(row.get("name")),
+            _cell(row.get("package") or "-"),
+            _cell(row.get("version") or "-"),
+            _cell(row.get("description")),
+            _cell(workers_cell(row, len(live))),
+        )
+    stdout().print(table)
+
+
+def print_outbox(rows: list[dict[str, Any]]) -> None:
+    """The ``pst outbox ls`` table: emails parked because no SMTP server is configured."""
+    if not rows:
+        note("the outbox is empty")
+        return
+    table = _table("ID", "TO", "SUBJECT", "INSTANCE", "CREATED")
+    for row in rows:
+        message = row.get("message") if isinstance(row.get("message"), dict) else {}
+        to = message.get("to")
+        table.add_row(
+            _cell(row.get("id")),
+            _cell(", ".join(map(str, to)) if isinstance(to, list) else to),
+            _cell(message.get("subject")),
+            _cell(message.get("instance_id")),
+            _cell(format_time(row.get("created_at"))),
+        )
+    stdout().print(table)
+
+
+# -- one instance ------------------------------------------------------------------------------------------------
+
+
+def print_instance(row: dict[str, Any]) -> None:
+    """``pst status``: the instance's header, its state and its steps."""
+    header = Table.grid(padding=(0, 2))
+    header.add_column(style="bold")
+    header.add_column()
+    header.add_row("Instance", _cell(row.get("id")))
+    header.add_row("Workflow", _cell(f"{row.get('workflow')}@{row.get('version')}"))
+    header.add_row("Status", status_text(row.get("status")))
+    if row.get("current_node"):
+        node = f"{row['current_node']} ({row.get('node_type')}), attempt {row.get('attempt') or 1}"
+        header.add_row("Node", _cell(node))
+    if row.get("wait_reason"):
+        header.add_row("Waiting", _cell(row["wait_reason"]))
+    if row.get("error"):
+        header.add_row("Error", Text(error_message(row["error"]), style="red"))
+    header.add_row("Created", _cell(format_time(row.get("created_at"))))
+    if row.get("finished_at"):
+        header.add_row("Finished", _cell(format_time(row["finished_at"])))
+    stdout().print(header)
+    _print_state(row.get("state"))
+    steps = row.get("steps") or []
+    if steps:
+        stdout().print(Text("Steps", style="bold"))
+        table = _table("NODE", "ATTEMPT", "STATUS", "DURATION", "ERROR")
+        for step in steps:
+            table.add_row(
+                _cell(step.get("node_id")),
+                _cell(step.get("attempt")),
+                status_text(step.get("status")),
+                _cell(format_duration(step.get("duration_ms"))),
+                Text(error_message(step.get("error")), style="red"),
+            )
+        stdout().print(table)
+
+
+def _print_state(state: Any) -> None:
+    stdout().print(Text("State", style="bold"))
+    stdout().print(JSON.from_data(state, ensure_ascii=False))
+
+
+def print_outcome(row: dict[str, Any]) -> None:
+    """After ``run --watch``: the final status, the error if any, and the final state."""
+    status = row.get("status")
+    line = Text.assemble("Instance ", str(row.get("id")), " ", status_text(status))
+    if row.get("error"):
+        line.append(f": {error_message(row['error'])}", style="red")
+    stdout().print(line, soft_wrap=True)
+    _print_state(row.get("state"))
+
+
+class EventPrinter:
+    """Prints a watched instance's events as lines: each step as it starts and ends, retries and sleeps."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, datetime] = {}
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        """Print one event (``{"id", "kind", "node_id", "data", "at"}``)."""
+        kind = str(event.get("kind"))
+        node = str(event.get("node_id") or "")
+        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        at = _parse_time(event.get("at"))
+        when = at.astimezone().strftime("%H:%M:%S") if at else "        "
+        text = self._describe(kind, node, data, at)
+        if text is None:
+            return
+        stdout().print(Text.assemble((when, "dim"), "  ", text), soft_wrap=True)
+
+    def _describe(self, kind: str, node: str, data: dict[str, Any], at: datetime | None) -> Text | None:
+        if kind == "instance_created":
+            workflow = f" of {data['workflow']} version {data.get('version')}" if data.get("workflow") else ""
+            return Text(f"instance created{workflow}", style="dim")
+        if kind == "step_started":
+            if at is not None:
+                self._started[node] = at
+            return Text.assemble((node, "bold"), f"  started (attempt {data.get('attempt', 1)})")
+        if kind == "step_completed":
+            return Text.assemble((node, "bold"), "  ", ("completed", "green"), self._took(node, at, "in"))
+        if kind == "step_suspended":
+            return Text.assemble((node, "bold"), "  ", ("sleeping until ", "magenta"), format_time(data.get("until")))
+        if kind == "step_failed":
+            message = error_message(data.get("error"))
+            failed = (f"failed (attempt {data.get('attempt', '?')})", "red")
+            text = Text.assemble((node, "bold"), "  ", failed, self._took(node, at, "after"))
+            if message:
+                text.append(f": {message}")
+            if data.get("retry_in") is not None:
+                text.append(f"; retrying in {float(data['retry_in']):.1f}s", style="yellow")
+            return text
+        if kind in ("instance_completed", "instance_failed", "instance_cancelled"):
+            status = kind.removeprefix("instance_")
+            return Text.assemble("instance ", status_text(status))
+        return Text(f"{kind} {node}".strip(), style="dim")
+
+    def _took(self, node: str, at: datetime | None, word: str) -> str:
+        started = self._started.pop(node, None)
+        if started is None or at is None:
+            return ""
+        return f" {word} {format_duration((at - started).total_seconds() * 1000)}"
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
