@@ -6,6 +6,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,14 +16,26 @@ from postgit.db import Store, migrate, open_pool
 from postgit.plugins import load_registry
 from postgit.registry import NodeRegistry
 from postgit.service import WorkflowService
+from postgit_cli.embedded_pg import session_server, stop_session_servers
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 # one template per test session, so that sessions running side by side do not drop each other's
 TEMPLATE = f"postgit_test_template_{os.getpid()}"
+# Without DATABASE_URL, each session starts its own embedded PostgreSQL, its data under .postgit/ (git-ignored).
+EMBEDDED_PG_DIR = Path(__file__).resolve().parent.parent / ".postgit" / "test-pg"
+# Safe against a killed process, not a power cut, which tests never face: no fsync, commits stay synchronous.
+EMBEDDED_PG_SETTINGS = {"fsync": "off", "full_page_writes": "off"}
 
 
 def admin_url() -> str:
-    return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    """``DATABASE_URL`` when set, else the session's embedded PostgreSQL, started on first use."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    return session_server(EMBEDDED_PG_DIR, settings=EMBEDDED_PG_SETTINGS).admin_url
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    stop_session_servers()
 
 
 def url_for(dbname: str) -> str:
