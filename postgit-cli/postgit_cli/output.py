@@ -70,6 +70,11 @@ def note(message: str) -> None:
     stderr().print(Text(message, style="dim"), soft_wrap=True)
 
 
+def say(message: str) -> None:
+    """Plain lines on stdout, as they are (for long-running commands such as ``pst dev``)."""
+    stdout().print(Text(message), soft_wrap=True)
+
+
 def _line(*parts: str | Text) -> None:
     stdout().print(Text.assemble(*parts), soft_wrap=True)
 
@@ -314,6 +319,8 @@ class EventPrinter:
             workflow = f" of {data['workflow']} version {data.get('version')}" if data.get("workflow") else ""
             return Text(f"instance created{workflow}", style="dim")
         if kind == "step_started":
+            if data.get("resumed"):  # woken up after a suspension: the step's time runs from its first start
+                return Text.assemble((node, "bold"), "  woke up")
             if at is not None:
                 self._started[node] = at
             return Text.assemble((node, "bold"), f"  started (attempt {data.get('attempt', 1)})")

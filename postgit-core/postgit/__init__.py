@@ -14,7 +14,7 @@ from postgit.hookspecs import hookimpl
 from postgit.nodes import NodeType, StepContext
 from postgit.outcomes import Completed, FatalError, RetryableError, Suspended
 from postgit.retry import RetryPolicy
-from postgit.sdk import HitEndpoint, Node, Ref, SendEmail, Sequence, Sleep, ref
+from postgit.sdk import HitEndpoint, Node, Ref, Secret, SendEmail, Sequence, Sleep, ref, secret
 
 try:
     __version__ = version("postgit-core")
@@ -33,6 +33,7 @@ __all__ = [
     "PluginError",
     "PostgitError",
     "Ref",
+    "Secret",
     "RetryPolicy",
     "RetryableError",
     "SendEmail",
@@ -45,4 +46,5 @@ __all__ = [
     "hookimpl",
     "load_definition_file",
     "ref",
+    "secret",
 ]

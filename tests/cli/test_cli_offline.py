@@ -26,6 +26,7 @@ COMMANDS = [
     ["outbox", "ls"],
     ["server"],
     ["worker"],
+    ["dev"],
 ]
 
 

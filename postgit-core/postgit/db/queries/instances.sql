@@ -53,7 +53,10 @@ WITH due AS (
     RETURNING i.id, i.workflow, i.version, i.state, i.done, i.current_node, i.attempt, i.resume, i.lease_token
 ), logged AS (
     INSERT INTO postgit.events (instance_id, kind, node_id, data)
-    SELECT id, 'step_started', current_node, jsonb_build_object('attempt', attempt) FROM claimed
+    SELECT id, 'step_started', current_node,
+           CASE WHEN resume IS NULL THEN jsonb_build_object('attempt', attempt)
+                ELSE jsonb_build_object('attempt', attempt, 'resumed', true) END
+    FROM claimed
 )
 SELECT * FROM claimed;
 
