@@ -61,3 +61,24 @@ def test_the_plugin_hook_is_documented_with_its_signature():
         if name.startswith("postgit_"):
             signature = f"{name}{inspect.signature(hook)}".split(" ->")[0]
             assert f"{signature}" in section, f"the hook {signature} is not in 'Writing a node plugin'"
+
+
+def test_the_limits_table_matches_the_code():
+    from postgit import service, validation
+    from postgit.engine import executor
+
+    table = README.split("### Limits", 1)[1].split("\n#", 1)[0]
+    for megabytes, value in [
+        (1, validation.MAX_DEFINITION_BYTES),
+        (1, service.MAX_INPUT_BYTES),
+        (1, executor.MAX_OUTPUT_BYTES),
+        (10, executor.MAX_STATE_BYTES),
+    ]:
+        assert value == megabytes * 1_000_000
+    for number in (
+        validation.MAX_NODES,
+        validation.MAX_DEPTH,
+        validation.MAX_ID_LENGTH,
+        service.MAX_IDEMPOTENCY_KEY_LENGTH,
+    ):
+        assert f"{number:,}" in table, f"{number} is a limit in the code but not in the README's table"
