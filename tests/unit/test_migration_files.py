@@ -5,6 +5,7 @@ from postgit.db.migrate import known_migrations
 
 RELEASED_MIGRATIONS = {
     "0001_initial.sql": "682d6993e709c38581465e869ddfd67283779eeb523ffd7c19552372f8538d16",
+    "0002_instances_fillfactor.sql": "4d6a90528e8b03160f61c66ddb83520d819dc2d338af9407ceb7a6620fd32f08",
 }
 """sha256 of every released migration. A released migration is never edited: add the next numbered file instead."""
 

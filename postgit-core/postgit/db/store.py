@@ -18,6 +18,7 @@ from typing import Any, LiteralString
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from postgit.db.ids import uuid7
 from postgit.db.queries import load_queries
 
 Row = dict[str, Any]
@@ -109,7 +110,7 @@ class Store:
         Returns ``{"id", "status"}`` and whether the instance was created now.
         """
         params = {
-            "id": uuid.uuid4(),
+            "id": uuid7(),
             "workflow": workflow,
             "version": version,
             "state": dumps(state),

@@ -73,9 +73,11 @@ WITH batch AS (
         state = COALESCE(b.state, i.state),
         done = CASE WHEN b.done_node IS NULL THEN i.done ELSE i.done || b.done_node END,
         current_node = b.current_node, node_type = b.node_type, attempt = b.attempt, resume = b.resume,
-        run_at = COALESCE(b.run_at, now() + make_interval(secs => b.run_in)),
+        -- a kept lease is left as it is (the worker renews it): no indexed column changes, so the update can be
+        -- a HOT update that touches no index
+        run_at = CASE WHEN b.keep_lease THEN i.run_at ELSE COALESCE(b.run_at, now() + make_interval(secs => b.run_in)) END,
         lease_owner = CASE WHEN b.keep_lease THEN i.lease_owner END,
-        lease_expires_at = CASE WHEN b.keep_lease THEN now() + make_interval(secs => b.run_in) END,
+        lease_expires_at = CASE WHEN b.keep_lease THEN i.lease_expires_at END,
         error = b.error, wait_reason = b.wait_reason, updated_at = now(),
         finished_at = CASE WHEN b.status IN ('completed', 'failed') THEN now() END
     FROM batch b
