@@ -14,7 +14,6 @@ class WorkerSettings:
 
     Attributes:
         database_url: ``DATABASE_URL``.
-        smtp_url: ``POSTGIT_SMTP_URL``; None sends mail to the outbox table.
         concurrency: ``POSTGIT_WORKER_CONCURRENCY``, instances in flight at once.
         lease_seconds: ``POSTGIT_LEASE_SECONDS``, how long a claim holds an instance without renewal.
         poll_seconds: ``POSTGIT_POLL_SECONDS``, the fallback poll when no NOTIFY arrives.
@@ -22,7 +21,6 @@ class WorkerSettings:
     """
 
     database_url: str
-    smtp_url: str | None = None
     concurrency: int = 100
     lease_seconds: float = 30.0
     poll_seconds: float = 5.0
@@ -33,7 +31,6 @@ class WorkerSettings:
         """Read the settings; PostgitError naming the variable when one is missing or malformed."""
         return cls(
             database_url=database_url_from_env(),
-            smtp_url=os.environ.get("POSTGIT_SMTP_URL") or None,
             concurrency=int(_number("POSTGIT_WORKER_CONCURRENCY", 100)),
             lease_seconds=_number("POSTGIT_LEASE_SECONDS", 30.0),
             poll_seconds=_number("POSTGIT_POLL_SECONDS", 5.0),
