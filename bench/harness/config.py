@@ -1,0 +1,115 @@
+"""The sizes of a run: full (the published figures), quick, and smoke (proves the harness works end to end)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class WorkerEnv:
+    """The environment every worker process of the run gets (the engine's defaults unless stated)."""
+
+    concurrency: int = 100
+    lease_seconds: float = 30.0
+    poll_seconds: float = 5.0
+
+    def as_env(self) -> dict[str, str]:
+        """The ``POSTGIT_*`` variables a ``postgit-worker`` reads."""
+        return {
+            "POSTGIT_WORKER_CONCURRENCY": str(self.concurrency),
+            "POSTGIT_LEASE_SECONDS": str(self.lease_seconds),
+            "POSTGIT_POLL_SECONDS": str(self.poll_seconds),
+        }
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much of each workload a run does.
+
+    Attributes:
+        mode: ``full``, ``quick`` or ``smoke``.
+        ceiling_seconds: how long each ceiling measurement runs.
+        ceiling_connections: the connection counts the ceiling is measured at.
+        pgbench: also measure the ceiling with ``pgbench`` (when installed), as PEERS.md did.
+        w1_instances: W1's instances (3 steps each).
+        w1_workers: the worker-process counts W1 is run with.
+        start_concurrency: HTTP requests in flight while W1 starts its instances.
+        w2_instances: W2's instances, started one at a time.
+        w2_warmup: W2 instances started first and not counted (the worker's caches fill).
+        w3_instances: W3's instances, started back to back.
+        w3_sleep_seconds: how long each W3 instance sleeps.
+        w4_waiting: far-future timers inserted before W4.
+        w4_workers: the worker-process counts W4 repeats W1 with.
+        profile_instances: the instances of the profiled W1 run (more than W1's, for enough samples).
+        rounds: how many times W1 and W4 are run at each worker count (interleaved); the median round counts.
+        timeout_seconds: the longest any one workload may take before the run fails.
+    """
+
+    mode: str
+    ceiling_seconds: float
+    pgbench: bool
+    w1_instances: int
+    w2_instances: int
+    w3_instances: int
+    w4_waiting: int
+    w4_workers: tuple[int, ...]
+    profile_instances: int
+    rounds: int
+    ceiling_connections: tuple[int, ...] = (1, 2, 4)
+    w1_workers: tuple[int, ...] = (1, 2)
+    start_concurrency: int = 16
+    w2_warmup: int = 5
+    w3_sleep_seconds: float = 2.0
+    timeout_seconds: float = 600.0
+    worker: WorkerEnv = field(default_factory=WorkerEnv)
+
+    @property
+    def w1_steps_per_instance(self) -> int:
+        return 3
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+FULL = Sizes(
+    mode="full",
+    ceiling_seconds=10.0,
+    pgbench=True,
+    w1_instances=2000,
+    w2_instances=200,
+    w3_instances=500,
+    w4_waiting=1_000_000,
+    w4_workers=(1, 2),
+    profile_instances=10_000,
+    rounds=3,
+)
+QUICK = Sizes(
+    mode="quick",
+    ceiling_seconds=3.0,
+    pgbench=False,
+    w1_instances=2000,
+    w2_instances=200,
+    w3_instances=500,
+    w4_waiting=100_000,
+    w4_workers=(1,),
+    profile_instances=4_000,
+    rounds=1,
+)
+SMOKE = Sizes(
+    mode="smoke",
+    ceiling_seconds=0.5,
+    pgbench=False,
+    w1_instances=50,
+    w2_instances=10,
+    w3_instances=10,
+    w4_waiting=1_000,
+    w4_workers=(1,),
+    profile_instances=50,
+    rounds=1,
+    w1_workers=(1,),
+    w2_warmup=2,
+    w3_sleep_seconds=1.0,
+    timeout_seconds=60.0,
+)
+MODES = {sizes.mode: sizes for sizes in (FULL, QUICK, SMOKE)}

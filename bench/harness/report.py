@@ -1,0 +1,167 @@
+"""Derived figures (ratios, targets) and the printed table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+BUSY_WARNING_PERCENT = 20.0
+
+TARGETS = {
+    "w1_ratio_to_ceiling": (">=", 1.0),
+    "w2_p50_ms": ("<=", 5.0),
+    "w2_p99_ms": ("<=", 20.0),
+    "w3_p99_ms": ("<=", 50.0),
+    "w3_max_ms": ("<=", 200.0),
+    "w4_ratio_to_w1": (">=", 0.8),
+    "worker_peak_rss_mb": ("<=", 100.0),
+}
+
+
+def matched_connections(workers: int, measured: list[int]) -> int:
+    """The ceiling's connection count that matches ``workers`` worker processes.
+
+    A worker commits on one connection at a time (its group committer flushes one batch after another) while its
+    claim loop works on a second, so ``workers`` processes keep about ``2 x workers`` connections busy; the
+    largest measured count not above that is the match (2 for one worker, 4 for two).
+    """
+    fitting = [count for count in measured if count <= 2 * workers]
+    return max(fitting) if fitting else min(measured)
+
+
+def derive(results: dict[str, Any]) -> dict[str, Any]:
+    """Ratios to the ceiling and to W1, the peak worker memory, and each target with whether it is met."""
+    psycopg = {int(count): rate for count, rate in results["ceiling"]["psycopg"].items()}
+    pgbench = {int(count): rate for count, rate in (results["ceiling"]["pgbench"] or {}).items() if rate}
+    measured = sorted(psycopg)
+    w1 = results["w1"]["runs"]
+    for workers_text, run in w1.items():
+        connections = matched_connections(int(workers_text), measured)
+        run["ceiling_connections"] = connections
+        run["ceiling_commits_per_second"] = psycopg[connections]
+        run["ratio_to_ceiling"] = _ratio(run["steps_per_second"], psycopg[connections])
+        run["ratio_to_best_ceiling"] = _ratio(run["steps_per_second"], max(psycopg.values()))
+        run["ratio_to_pgbench"] = _ratio(run["steps_per_second"], pgbench.get(connections))
+    best_workers, best = max(w1.items(), key=lambda item: item[1]["steps_per_second"] or 0)
+    results["w1"]["best"] = {
+        "workers": int(best_workers),
+        "steps_per_second": best["steps_per_second"],
+        "ratio_to_ceiling": best["ratio_to_ceiling"],
+        "ratio_to_best_ceiling": best["ratio_to_best_ceiling"],
+        "ratio_to_pgbench": best["ratio_to_pgbench"],
+    }
+    for workers_text, run in results["w4"]["runs"].items():
+        run["ratio_to_w1"] = _ratio(run["steps_per_second"], w1[workers_text]["steps_per_second"])
+    results["w4"]["ratio_to_w1"] = min(run["ratio_to_w1"] for run in results["w4"]["runs"].values())
+    rss = [
+        value
+        for run in [*w1.values(), *results["w4"]["runs"].values()]
+        for each in run.get("rounds", [run])
+        for value in each["worker_peak_rss_mb"]
+    ]
+    results["memory"] = {"worker_peak_rss_mb": max((value for value in rss if value is not None), default=None)}
+    figures = {
+        "w1_ratio_to_ceiling": results["w1"]["best"]["ratio_to_ceiling"],
+        "w2_p50_ms": results["w2"]["p50_ms"],
+        "w2_p99_ms": results["w2"]["p99_ms"],
+        "w3_p99_ms": results["w3"]["p99_ms"],
+        "w3_max_ms": results["w3"]["max_ms"],
+        "w4_ratio_to_w1": results["w4"]["ratio_to_w1"],
+        "worker_peak_rss_mb": results["memory"]["worker_peak_rss_mb"],
+    }
+    results["targets"] = {
+        name: {"value": figures[name], "target": f"{op} {limit:g}", "met": _met(figures[name], op, limit)}
+        for name, (op, limit) in TARGETS.items()
+    }
+    return results
+
+
+def _ratio(value: float | None, reference: float | None) -> float | None:
+    if value is None or not reference:
+        return None
+    return round(value / reference, 3)
+
+
+def _met(value: float | None, op: str, limit: float) -> bool | None:
+    if value is None:
+        return None
+    return value >= limit if op == ">=" else value <= limit
+
+
+def _n(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float | int):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _ceiling_cell(run: dict[str, Any]) -> str:
+    if run.get("ratio_to_ceiling") is None:
+        return "—"
+    return f"{run['ratio_to_ceiling']:.2f}({run['ceiling_connections']})"
+
+
+def table(results: dict[str, Any]) -> str:
+    """The run's figures as a plain-text table."""
+    machine = results["machine"]
+    pg = machine["postgres"]
+    ceiling = results["ceiling"]
+    counts = list(ceiling["psycopg"])
+    lines = [
+        f"Postgit benchmark ({results['mode']}) — {machine['cpu_count']} cores, {machine['memory_gib']} GiB, "
+        f"PostgreSQL {pg['server_version']}{' (embedded)' if pg['embedded'] else ''}, "
+        f"shared_buffers {pg['shared_buffers']}, synchronous_commit {pg['synchronous_commit']}",
+    ]
+    busy = machine.get("cpu_busy_percent_before_start")
+    if busy is not None and busy > BUSY_WARNING_PERCENT:
+        lines.append(
+            f"WARNING: the CPUs were {busy:.0f}% busy before the run started (load average "
+            f"{machine['load_average_at_start'][0]}): other work skews every figure"
+        )
+    lines += [
+        "",
+        "ceiling, commits/s (median of 3 slices)" + "".join(f"{c + ' conn':>12}" for c in counts),
+        "  psycopg (async, 1 process)            " + "".join(f"{_n(ceiling['psycopg'][c]):>12}" for c in counts),
+    ]
+    if ceiling.get("pgbench"):
+        rates = "".join(f"{_n(ceiling['pgbench'].get(c)):>12}" for c in counts)
+        lines.append("  pgbench -M prepared                   " + rates)
+    lines += ["", "W1 / W4: 3-step Noop workflows, all started first, then worked off"]
+    columns = [  # (heading, second heading line, width, value of a run)
+        ("start/s", "", 9, lambda run: _n(run["start"]["instances_per_second"])),
+        ("steps/s", "", 9, lambda run: _n(run["steps_per_second"])),
+        ("÷ceil", "(conn)", 8, _ceiling_cell),
+        ("÷pgbench", "", 9, lambda run: _n(run.get("ratio_to_pgbench"), 2)),
+        ("commits", "/step", 8, lambda run: _n(run["commits_per_step"], 3)),
+        ("stmts", "/step", 7, lambda run: _n(run["statements_per_step"], 2)),
+        ("RSS", "MB", 5, lambda run: _n(max((v for v in run["worker_peak_rss_mb"] if v is not None), default=None))),
+        ("worker", "CPU %", 8, lambda run: _n(run["worker_cpu_percent"])),
+        ("PG", "CPU %", 7, lambda run: _n(run["postgres_cpu_percent"])),
+        ("machine", "busy %", 8, lambda run: _n(run["machine_busy_percent"])),
+    ]
+    lines.append(f"  {'run':<18}" + "".join(f"{head:>{width}}" for head, _, width, _ in columns))
+    lines.append(f"  {'':<18}" + "".join(f"{sub:>{width}}" for _, sub, width, _ in columns))
+    runs = [(f"W1, {w} worker(s)", run) for w, run in results["w1"]["runs"].items()]
+    runs += [(f"W4, {w} worker(s)", run) for w, run in results["w4"]["runs"].items()]
+    for label, run in runs:
+        lines.append(f"  {label:<18}" + "".join(f"{value(run):>{width}}" for _, _, width, value in columns))
+    backlog = results["w4"]["backlog"]
+    lines.append(
+        f"  W4 backlog: {_n(backlog['waiting_instances'])} far-future timers; "
+        f"W4 ÷ W1 = {_n(results['w4']['ratio_to_w1'], 2)}"
+    )
+    w2, w3 = results["w2"], results["w3"]
+    lines += [
+        "",
+        f"{'latency, ms':<48}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}",
+        f"  W2 start → first handler ({w2['instances']} one at a time)".ljust(48)
+        + "".join(f"{_n(w2[k], 1):>8}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
+        f"  W3 timer lateness ({w3['instances']} x {w3['sleep_seconds']:g} s)".ljust(48)
+        + "".join(f"{_n(w3[k], 1):>8}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
+        "",
+        "targets",
+    ]
+    for name, target in results["targets"].items():
+        status = {True: "met", False: "NOT met", None: "—"}[target["met"]]
+        lines.append(f"  {name:<24}{_n(target['value'], 2):>10}  {target['target']:<8} {status}")
+    return "\n".join(lines)

@@ -1,0 +1,192 @@
+"""One benchmark run: a fresh database, the ceiling, W1 to W4, an optional profile; the results as a dict."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict
+
+from harness import ceiling, machine, profile
+from harness.backlog import insert_waiting
+from harness.config import Sizes
+from harness.database import connect, connection_transactions, enable_statement_stats, fresh_database, pg_server
+from harness.latency import w2_start_latency, w3_timer_lateness
+from harness.processes import Process, start_server, start_worker
+from harness.report import derive
+from harness.throughput import RunPaths, run_w1
+from postgit.db import migrate
+
+
+def say(message: str) -> None:
+    """Progress, on stderr."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def wait_for_worker(url: str, process: Process, timeout: float = 60.0) -> None:
+    """Wait until the worker registered itself (it claims from then on)."""
+    deadline = time.monotonic() + timeout
+    with connect(url) as conn:
+        while time.monotonic() < deadline:
+            if not process.alive():
+                raise RuntimeError(f"{process.name} exited with {process.popen.returncode}:\n{process.tail()}")
+            row = conn.execute("SELECT count(*) AS n FROM postgit.workers").fetchone()
+            if row is not None and row["n"] > 0:
+                return
+            time.sleep(0.05)
+    raise RuntimeError(f"{process.name} did not register within {timeout:.0f}s:\n{process.tail()}")
+
+
+def run_latency(paths: RunPaths, sizes: Sizes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """W2 then W3, against one server and one worker that is idle when W2 begins."""
+    server, api_url = start_server(paths.url, paths.log_dir)
+    worker = start_worker(paths.url, sizes.worker, paths.log_dir, "latency-worker")
+    try:
+        wait_for_worker(paths.url, worker)
+        say(f"W2: {sizes.w2_instances} instances started one at a time, worker idle")
+        w2 = asyncio.run(w2_start_latency(paths.url, api_url, sizes))
+        say(f"W3: {sizes.w3_instances} instances started back to back, each sleeping {sizes.w3_sleep_seconds:g} s")
+        w3 = asyncio.run(w3_timer_lateness(paths.url, api_url, sizes))
+    finally:
+        worker.stop()
+        server.stop()
+    return w2, w3
+
+
+def run_profile(paths: RunPaths, sizes: Sizes, profile_dir: Path, stamp: str) -> dict[str, Any]:
+    """W1 with one worker, the server and the worker under py-spy; summaries are written to ``profile_dir``."""
+    raws = {"worker": paths.log_dir / "w1-worker.pyspy.txt", "server": paths.log_dir / "w1-server.pyspy.txt"}
+    result = run_w1(
+        paths, sizes, "profile-w1-1w", 1, profile_raw=raws["worker"], server_profile_raw=raws["server"],
+        instances=sizes.profile_instances,
+    )  # fmt: skip
+    return {"summaries": write_profile_summaries(result, sizes, stamp, raws, profile_dir), "w1": result}
+
+
+def write_profile_summaries(
+    result: dict[str, Any], sizes: Sizes, stamp: str, raws: dict[str, Path], profile_dir: Path
+) -> dict[str, str]:
+    """Summarise the raw py-spy profiles of a profiled W1 run into ``profile_dir``; the summaries' paths."""
+    common = f"run {stamp} ({sizes.mode} mode); 200 samples/s, idle samples included (py-spy record --idle)."
+    headers = {
+        "worker": [
+            f"py-spy profile of one postgit-worker working off W1 ({sizes.profile_instances} instances x 3 Noop "
+            "steps),",
+            common,
+            f"Under the profiler: {result['steps_per_second']} steps/s, worker CPU {result['worker_cpu_percent']}% "
+            f"of a core, PostgreSQL CPU {result.get('postgres_cpu_percent')}% of a core, commits/step "
+            f"{result['commits_per_step']}, statements/step {result['statements_per_step']}.",
+        ],
+        "server": [
+            f"py-spy profile of postgit-server starting W1's {sizes.profile_instances} instances "
+            f"({sizes.start_concurrency} requests in flight),",
+            common,
+            f"Under the profiler: {result['start']['instances_per_second']} starts/s.",
+        ],
+    }
+    profile_dir.mkdir(parents=True, exist_ok=True)
+    summaries = {}
+    for role, raw in raws.items():
+        path = profile_dir / f"{stamp}-w1-{role}.txt"
+        path.write_text(profile.summarise(raw, headers[role]), encoding="utf-8")
+        summaries[role] = str(path)
+    return summaries
+
+
+def run_rounds(plain: RunPaths, backlogged: RunPaths, sizes: Sizes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """W1 and W4 ``sizes.rounds`` times at each worker count, interleaved; per workload and count, the median round.
+
+    W1 runs in the database without the backlog, W4 in the one with it, one right after the other, so that a
+    change in the machine's other load between them weighs on both alike.
+    """
+    w1: dict[int, list[dict[str, Any]]] = {workers: [] for workers in sizes.w1_workers}
+    w4: dict[int, list[dict[str, Any]]] = {workers: [] for workers in sizes.w4_workers}
+    for number in range(1, sizes.rounds + 1):
+        for workers in sizes.w1_workers:
+            label = f"{sizes.w1_instances} instances x 3 steps, {workers} worker(s), round {number} of {sizes.rounds}"
+            say(f"W1: {label}")
+            w1[workers].append(run_w1(plain, sizes, f"w1-{workers}w-r{number}", workers))
+            if workers in w4:
+                say(f"W4: {label}")
+                w4[workers].append(run_w1(backlogged, sizes, f"w4-{workers}w-r{number}", workers))
+    return (
+        {str(workers): median_round(rounds) for workers, rounds in w1.items()},
+        {str(workers): median_round(rounds) for workers, rounds in w4.items()},
+    )
+
+
+def insert_backlog(paths: RunPaths, sizes: Sizes) -> dict[str, Any]:
+    """W4's far-future timers, in the database at ``paths`` (a server deploys their workflow)."""
+    say(f"W4: inserting {sizes.w4_waiting:,} far-future timers")
+    server, api_url = start_server(paths.url, paths.log_dir)
+    try:
+        return insert_waiting(paths.url, api_url, count=sizes.w4_waiting)
+    finally:
+        server.stop()
+
+
+def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median steps/s (the lower middle of an even count), with every round's key figures."""
+    ordered = sorted(rounds, key=lambda run: run["steps_per_second"] or 0)
+    median = dict(ordered[(len(ordered) - 1) // 2])
+    median["rounds"] = [
+        {
+            "steps_per_second": run["steps_per_second"],
+            "start_instances_per_second": run["start"]["instances_per_second"],
+            "worker_peak_rss_mb": run["worker_peak_rss_mb"],
+            "commits_per_step": run["commits_per_step"],
+        }
+        for run in rounds
+    ]
+    return median
+
+
+def run(sizes: Sizes, *, stamp: str, log_dir: Path, profile_dir: Path | None, keep_db: bool) -> dict[str, Any]:
+    """Run every workload once; the results with the derived figures and targets.
+
+    Two fresh databases: one for the ceiling, W1, W2, W3 and the profile, one holding W4's backlog.
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"schema": 1, "stamp": stamp, "mode": sizes.mode, "sizes": sizes.to_json()}
+    with (
+        pg_server() as server,
+        fresh_database(server.admin_url, keep=keep_db) as url,
+        fresh_database(server.admin_url, keep=keep_db) as backlog_url,
+    ):
+        paths = prepare(server.admin_url, url, log_dir)
+        backlogged = prepare(server.admin_url, backlog_url, log_dir)
+        results["machine"] = machine.describe(url, server.embedded)
+        results["databases"] = {
+            "plain": conninfo_to_dict(url)["dbname"],
+            "backlog": conninfo_to_dict(backlog_url)["dbname"],
+            "kept": keep_db,
+            "pg_stat_statements": paths.statement_stats,
+            "transactions_per_connection": paths.connection_transactions,
+        }
+        say(f"databases {results['databases']['plain']} and {results['databases']['backlog']}; logs in {log_dir}")
+
+        say(f"ceiling: {sizes.ceiling_seconds:g} s at each of {sizes.ceiling_connections} connections")
+        results["ceiling"] = ceiling.measure(url, sizes.ceiling_connections, sizes.ceiling_seconds, sizes.pgbench)
+
+        results["w2"], results["w3"] = run_latency(paths, sizes)
+
+        results["profile"] = None
+        if profile_dir is not None:
+            say("profile: W1 with 1 worker under py-spy")
+            results["profile"] = run_profile(paths, sizes, profile_dir, stamp)
+
+        results["w4"] = {"backlog": insert_backlog(backlogged, sizes)}
+        results["w1"] = {}
+        results["w1"]["runs"], results["w4"]["runs"] = run_rounds(paths, backlogged, sizes)
+    results["machine"]["load_average_at_end"] = [round(value, 2) for value in os.getloadavg()]
+    return derive(results)
+
+
+def prepare(admin_url: str, url: str, log_dir: Path) -> RunPaths:
+    """Migrate a fresh database and find out how its transactions are to be counted."""
+    asyncio.run(migrate(url))
+    return RunPaths(admin_url, url, log_dir, enable_statement_stats(url), connection_transactions(admin_url, url))
