@@ -33,6 +33,16 @@ When the server runs with `POSTGIT_API_TOKEN` set, every route except `/health` 
 `Authorization: Bearer <token>`, this schema included, and the `/docs` page is off.
 """
 
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {
+        "description": "The server has an API token and the request does not carry it",
+        # JSON even on routes whose own answers are not (the event stream): spelled out rather than a `model`,
+        # which FastAPI would document under the route's media type
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        "headers": {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
+    }
+}
+
 
 def create_app(settings: ServerSettings, registry: NodeRegistry | None = None) -> FastAPI:
     """Build the application.
@@ -83,7 +93,7 @@ def create_app(settings: ServerSettings, registry: NodeRegistry | None = None) -
     app.include_router(health.router)
     protected = [Depends(require_token)]
     for module in (workflows, instances, events, plugins, workers, outbox):
-        app.include_router(module.router, dependencies=protected)
+        app.include_router(module.router, dependencies=protected, responses=UNAUTHORIZED)
     if settings.api_token:
 
         @app.get("/openapi.json", include_in_schema=False, dependencies=protected)

@@ -7,12 +7,17 @@ from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from postgit.errors import Conflict, DefinitionError, InvalidInput, NotFound, PostgitError
 
 log = logging.getLogger("postgit.server")
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 _STATUS: list[tuple[type[PostgitError], int]] = [
     (DefinitionError, status.HTTP_422_UNPROCESSABLE_CONTENT),
@@ -28,6 +33,24 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(psycopg.DataError, _data_error)  # type: ignore[arg-type]
     app.add_exception_handler(UnicodeEncodeError, _unencodable)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        # Starlette's Allow names the methods of the first route on the path only; GET and POST /workflows are two
+        headers = {**(exc.headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        exc = HTTPException(exc.status_code, exc.detail, headers)
+    return await http_exception_handler(request, exc)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route fully matches on the request's path (routes only tell whether they match a scope)."""
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.routes)
+    ]
 
 
 def status_for(exc: PostgitError) -> int:

@@ -61,6 +61,10 @@ def cursor(
     response_class=EventSourceResponse,
     responses={
         200: {"description": "`event: <kind>`, `id: <event id>`, `data: <Event as JSON>`"},
+        400: {
+            "description": "Last-Event-ID is not an event id",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        },
         404: {
             "description": "No such instance",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},

@@ -57,7 +57,11 @@ async def start_instance(
     return StartResponse(id=row["id"], status=row["status"], workflow=name, created=created)
 
 
-@router.get("/instances", response_model=InstancePage)
+@router.get(
+    "/instances",
+    response_model=InstancePage,
+    responses={400: {"model": ErrorBody, "description": "Invalid workflow name"}},
+)
 async def list_instances(
     service: Service,
     status_filter: Annotated[

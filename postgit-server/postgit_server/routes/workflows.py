@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
+from postgit.service import check_workflow_name
 from postgit_server.dependencies import Service
 from postgit_server.models import (
     MAX_INT4,
@@ -13,6 +14,7 @@ from postgit_server.models import (
     DeployRequest,
     DeployResponse,
     ErrorBody,
+    ValidationErrorBody,
     VersionSummary,
     WorkflowDetail,
     WorkflowSummary,
@@ -21,7 +23,10 @@ from postgit_server.models import (
 
 router = APIRouter(prefix="/workflows", tags=["workflows"])
 
-NOT_FOUND = {404: {"model": ErrorBody, "description": "No such workflow or version"}}
+LOOKUP_ERRORS = {
+    400: {"model": ErrorBody, "description": "Invalid workflow name"},
+    404: {"model": ErrorBody, "description": "No such workflow or version"},
+}
 
 
 @router.post(
@@ -31,7 +36,10 @@ NOT_FOUND = {404: {"model": ErrorBody, "description": "No such workflow or versi
     responses={
         200: {"model": DeployResponse, "description": "This exact definition was already deployed"},
         400: {"model": ErrorBody, "description": "Invalid workflow name"},
-        422: {"model": DefinitionErrorBody, "description": "Invalid definition"},
+        422: {
+            "model": DefinitionErrorBody | ValidationErrorBody,
+            "description": "An invalid definition (with `issues`), or a body that is not a deploy request (`errors`)",
+        },
     },
 )
 async def deploy(body: DeployRequest, service: Service, response: Response) -> DeployResponse:
@@ -51,9 +59,10 @@ async def list_workflows(service: Service) -> list[WorkflowSummary]:
     return [WorkflowSummary.model_validate(row) for row in await service.store.list_workflows()]
 
 
-@router.get("/{name}", response_model=WorkflowDetail, responses=NOT_FOUND)
+@router.get("/{name}", response_model=WorkflowDetail, responses=LOOKUP_ERRORS)
 async def get_workflow(name: str, service: Service) -> WorkflowDetail:
     """The latest definition of a workflow and the list of its versions."""
+    check_workflow_name(name)
     latest = await service.get_workflow(name)
     versions = await service.store.list_workflow_versions(name)
     return WorkflowDetail(
@@ -64,9 +73,10 @@ async def get_workflow(name: str, service: Service) -> WorkflowDetail:
     )
 
 
-@router.get("/{name}/versions/{version}", response_model=WorkflowVersion, responses=NOT_FOUND)
+@router.get("/{name}/versions/{version}", response_model=WorkflowVersion, responses=LOOKUP_ERRORS)
 async def get_workflow_version(
     name: str, version: Annotated[int, Path(ge=1, le=MAX_INT4)], service: Service
 ) -> WorkflowVersion:
     """One version of a workflow with its definition."""
+    check_workflow_name(name)
     return WorkflowVersion.model_validate(await service.get_workflow(name, version))
