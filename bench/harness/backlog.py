@@ -35,6 +35,14 @@ SELECT id, 'wait', 1, 'suspended', jsonb_build_object('until', run_at), now() FR
 """
 
 
+def maintain(url: str) -> None:
+    """VACUUM ANALYZE the engine's tables and take a checkpoint, as autovacuum and time would on a live database."""
+    with connect(url) as conn:
+        for table in ("instances", "steps", "events"):
+            conn.execute(f"VACUUM ANALYZE postgit.{table}")
+        conn.execute("CHECKPOINT")
+
+
 async def _deploy(api_url: str) -> int:
     async with Api(api_url) as api:
         return await api.deploy(TIMER_WORKFLOW, {"id": "wait", "type": "Sleep", "params": {"until": FAR_FUTURE}})
@@ -48,9 +56,8 @@ def insert_waiting(url: str, api_url: str, *, count: int) -> dict[str, Any]:
         params = {"due": FAR_FUTURE, "count": count, "workflow": TIMER_WORKFLOW, "version": version}
         conn.execute(INSERT_WAITING, params)
         inserted = time.perf_counter()
-        conn.execute("VACUUM ANALYZE postgit.instances")
-        conn.execute("VACUUM ANALYZE postgit.steps")
-        conn.execute("CHECKPOINT")
+    maintain(url)
+    with connect(url) as conn:
         row = conn.execute(
             "SELECT count(*) AS waiting FROM postgit.instances WHERE workflow = %s AND status = 'waiting'",
             (TIMER_WORKFLOW,),

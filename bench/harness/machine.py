@@ -80,6 +80,8 @@ def describe(url: str, embedded: bool) -> dict[str, Any]:
         "postgres": {**server_settings(url), "embedded": embedded},
         "git": {
             "commit": _git("rev-parse", "HEAD"),
-            "engine_paths_modified": sorted({line[3:] for line in dirty.splitlines()}) if dirty else [],
+            "engine_paths_modified": sorted({line.split(maxsplit=1)[1] for line in dirty.splitlines()})
+            if dirty
+            else [],
         },
     }

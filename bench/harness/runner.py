@@ -12,7 +12,7 @@ from typing import Any
 from psycopg.conninfo import conninfo_to_dict
 
 from harness import ceiling, machine, profile
-from harness.backlog import insert_waiting
+from harness.backlog import insert_waiting, maintain
 from harness.config import Sizes
 from harness.database import connect, connection_transactions, enable_statement_stats, fresh_database, pg_server
 from harness.latency import w2_start_latency, w3_timer_lateness
@@ -100,19 +100,26 @@ def write_profile_summaries(
 def run_rounds(plain: RunPaths, backlogged: RunPaths, sizes: Sizes) -> tuple[dict[str, Any], dict[str, Any]]:
     """W1 and W4 ``sizes.rounds`` times at each worker count, interleaved; per workload and count, the median round.
 
-    W1 runs in the database without the backlog, W4 in the one with it, one right after the other, so that a
-    change in the machine's other load between them weighs on both alike.
+    W1 runs in the database without the backlog, W4 in the one with it, one right after the other (which goes
+    first alternates from round to round), so that a change in the machine's other load weighs on both alike. Both
+    databases are vacuumed and analysed first, so that neither carries the other workloads' dead rows.
     """
-    w1: dict[int, list[dict[str, Any]]] = {workers: [] for workers in sizes.w1_workers}
-    w4: dict[int, list[dict[str, Any]]] = {workers: [] for workers in sizes.w4_workers}
+    for paths in (plain, backlogged):
+        maintain(paths.url)
+    measured: dict[str, dict[int, list[dict[str, Any]]]] = {
+        "w1": {workers: [] for workers in sizes.w1_workers},
+        "w4": {workers: [] for workers in sizes.w4_workers},
+    }
     for number in range(1, sizes.rounds + 1):
         for workers in sizes.w1_workers:
-            label = f"{sizes.w1_instances} instances x 3 steps, {workers} worker(s), round {number} of {sizes.rounds}"
-            say(f"W1: {label}")
-            w1[workers].append(run_w1(plain, sizes, f"w1-{workers}w-r{number}", workers))
-            if workers in w4:
-                say(f"W4: {label}")
-                w4[workers].append(run_w1(backlogged, sizes, f"w4-{workers}w-r{number}", workers))
+            order = [("w1", plain), ("w4", backlogged)]
+            for workload, paths in order if number % 2 else reversed(order):
+                if workers not in measured[workload]:
+                    continue
+                say(f"{workload.upper()}: {sizes.w1_instances} instances x 3 steps, {workers} worker(s), "
+                    f"round {number} of {sizes.rounds}")  # fmt: skip
+                measured[workload][workers].append(run_w1(paths, sizes, f"{workload}-{workers}w-r{number}", workers))
+    w1, w4 = measured["w1"], measured["w4"]
     return (
         {str(workers): median_round(rounds) for workers, rounds in w1.items()},
         {str(workers): median_round(rounds) for workers, rounds in w4.items()},

@@ -107,7 +107,7 @@ def start_instances(
             profiler = attach_profiler(server.pid, profile_raw, paths.log_dir, f"{name}-server-py-spy")
 
         async def go() -> dict[str, Any]:
-            async with Api(url, max_connections=sizes.start_concurrency) as api:
+            async with Api(url) as api:
                 await api.deploy(name, three_noops())
                 cpu_before = time.process_time()
                 batch = await api.start_many(name, count, sizes.start_concurrency)
