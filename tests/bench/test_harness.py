@@ -35,15 +35,14 @@ def run_smoke(tmp_path: Path) -> tuple[dict, str]:
     return json.loads(output.read_text()), result.stdout
 
 
-def bench_databases() -> set[str]:
+def existing(databases: list[str]) -> list[str]:
     with psycopg.connect(admin_url(), autocommit=True) as conn:
-        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'postgit_bench_%'").fetchall()
-    return {row[0] for row in rows}
+        rows = conn.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)", (databases,)).fetchall()
+    return [row[0] for row in rows]
 
 
 @pytest.mark.timeout(110)
 def test_smoke_run_measures_every_figure(tmp_path):
-    databases_before = bench_databases()
     results, printed = run_smoke(tmp_path)
 
     machine = results["machine"]
@@ -84,4 +83,6 @@ def test_smoke_run_measures_every_figure(tmp_path):
         assert "busy running Python" in summary and "postgit" in summary
 
     assert "W2 start" in printed and "targets" in printed
-    assert bench_databases() == databases_before, "the run's database was not dropped"
+    databases = [results["databases"]["plain"], results["databases"]["backlog"]]
+    assert all(name.startswith("postgit_bench_") for name in databases)
+    assert existing(databases) == [], "the run's databases were not dropped"
