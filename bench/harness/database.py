@@ -163,11 +163,6 @@ class CountedConnection:
         assert row is not None
         return row
 
-    def all(self, query: str, params: Any = None) -> list[dict[str, Any]]:
-        """Run a marked statement and return its rows."""
-        self.transactions += 1
-        return self.conn.execute(marked(query), params).fetchall()  # type: ignore[call-overload]
-
     def close(self) -> None:
         self.conn.close()
 
