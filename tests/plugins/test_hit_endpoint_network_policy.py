@@ -9,7 +9,7 @@ import pytest
 
 from postgit import FatalError, HitEndpoint, Sequence
 from postgit.nodes import StepContext
-from postgit_builtins.hit_endpoint import HitEndpointParams, hit_endpoint
+from postgit_builtins.hit_endpoint import HitEndpointParams, close_client, hit_endpoint
 from postgit_builtins.network_policy import NetworkPolicy, Rules
 from tests.support.engine import in_process_worker, wait_finished
 
@@ -21,9 +21,11 @@ async def call(url: str):
 
 
 @pytest.fixture(autouse=True)
-def clean_policy(monkeypatch):
+async def clean_policy(monkeypatch):
     monkeypatch.delenv("POSTGIT_HTTP_ALLOW", raising=False)
     monkeypatch.delenv("POSTGIT_HTTP_DENY", raising=False)
+    yield
+    await close_client()
 
 
 async def test_cloud_metadata_is_refused_by_default():

@@ -12,6 +12,7 @@ from postgit.db import Store
 from postgit.engine import Worker
 from postgit.registry import NodeRegistry
 from postgit.settings import WorkerSettings
+from postgit_builtins.hit_endpoint import close_client
 from tests.support.waiting import wait_for
 
 TERMINAL = ("completed", "failed", "cancelled")
@@ -32,6 +33,7 @@ async def in_process_worker(
     finally:
         worker.stop()
         await asyncio.wait_for(task, 30)
+        await close_client()
 
 
 async def wait_finished(store: Store, instance_id: uuid.UUID, timeout: float = 30.0) -> dict[str, Any]:

@@ -59,6 +59,13 @@ def _client() -> httpx.AsyncClient:
     return client
 
 
+async def close_client() -> None:
+    """Close this event loop's client and its connections (for a worker embedded in a longer-lived program)."""
+    client = _clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
+
+
 async def hit_endpoint(ctx: StepContext, params: HitEndpointParams) -> dict[str, Any]:
     """Send the request; 5xx, 429 and network errors are retryable, other 4xx fail unless accepted."""
     headers = {"Idempotency-Key": ctx.idempotency_key, **params.headers}
