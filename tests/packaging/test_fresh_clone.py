@@ -13,7 +13,7 @@ import pytest
 from tests.docs.test_readme import setup_commands
 
 ROOT = Path(__file__).resolve().parents[2]
-POSTGRES_PROGRAMS = ("postgres", "pg_ctl", "initdb", "pg_ctlcluster")
+POSTGRES_PROGRAMS = ("postgres", "pg_ctl", "initdb")
 
 
 def path_without_postgres() -> str:
