@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -108,7 +109,10 @@ class Executor:
         worker_id: str,
         lease_seconds: float,
         threads: ThreadPoolExecutor,
+        on_timer: Callable[[float], None] | None = None,
     ):
+        # on_timer gets a wall-clock timestamp whenever a step schedules its instance for later (a suspension or
+        # a retry), so that the worker wakes up then
         self.store = store
         self.registry = registry
         self.committer = committer
@@ -116,8 +120,7 @@ class Executor:
         self.lease_seconds = lease_seconds
         self.threads = threads
         self.definitions = DefinitionCache(store)
-        self.on_timer: Any = None
-        """Called with a wall-clock timestamp when this worker schedules a timer (suspension or retry)."""
+        self.on_timer = on_timer
 
     async def run(self, held: HeldInstance) -> None:
         """Execute nodes of ``held`` until it finishes, waits, fails, is handed back, or its lease is lost."""

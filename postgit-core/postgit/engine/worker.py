@@ -51,8 +51,8 @@ class Worker:
             worker_id=self.id,
             lease_seconds=settings.lease_seconds,
             threads=self.threads,
+            on_timer=self._note_timer,
         )
-        self.executor.on_timer = self._note_timer
         self._held: dict[uuid.UUID, int] = {}
         self._suspects: set[tuple[uuid.UUID, int]] = set()
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
