@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from tests.support.ports import free_port
 from tests.support.processes import Process, running_workers, script
-from tests.support.waiting import wait_for_sync
+from tests.support.server import start_server
 
 TOKEN = "cli-test-token"
 
@@ -128,19 +127,6 @@ def sequence(*children: dict[str, Any]) -> dict[str, Any]:
     return {"id": "root", "type": "Sequence", "children": list(children)}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def server_env(database_url: str, port: int, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTGIT_")}
-    env.update(DATABASE_URL=database_url, PORT=str(port), POSTGIT_HOST="127.0.0.1")
-    env.update(extra)
-    return env
-
-
 class ServerProcess:
     """A ``postgit-server`` subprocess on a fixed port, which a test may kill and start again."""
 
@@ -155,18 +141,8 @@ class ServerProcess:
 
     def start(self) -> None:
         self.starts += 1
-        log_path = self.log_dir / f"server-{self.port}-{self.starts}.log"
-        process = Process([script("postgit-server")], server_env(self.database_url, self.port, **self.env), log_path)
-        self.process = process
-
-        def healthy() -> bool:
-            assert process.alive(), f"postgit-server exited:\n{process.output()}"
-            try:
-                return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for_sync(healthy, timeout=30, interval=0.05, what="postgit-server to answer /health")
+        log_name = f"server-{self.port}-{self.starts}.log"
+        self.process, _ = start_server(self.database_url, self.log_dir, port=self.port, log_name=log_name, **self.env)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would (and close its log)."""

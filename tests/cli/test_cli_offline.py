@@ -8,7 +8,8 @@ import pytest
 import typer
 
 from postgit_cli.main import app
-from tests.cli.conftest import Pst, assert_error, free_port, shout, write_json
+from tests.cli.conftest import Pst, assert_error, shout, write_json
+from tests.support.ports import free_port
 
 COMMANDS = [
     [],

@@ -9,8 +9,9 @@ import subprocess
 import httpx
 
 from postgit import HitEndpoint, Node, SendEmail, Sequence, Sleep, ref
+from tests.support.ports import free_port
 from tests.support.processes import running_workers, script
-from tests.support.server import free_port, running_server, server_env, sse_events
+from tests.support.server import running_server, server_env, sse_events
 from tests.support.waiting import wait_for
 
 TOKEN = "e2e-token"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -18,14 +17,9 @@ from fastapi import FastAPI
 
 from postgit_server.app import create_app
 from postgit_server.settings import ServerSettings
+from tests.support.ports import free_port
 from tests.support.processes import Process, script
 from tests.support.waiting import wait_for_sync
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def server_settings(database_url: str, **overrides: Any) -> ServerSettings:
@@ -133,10 +127,15 @@ def server_env(database_url: str, port: int, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_server(database_url: str, tmp_path: Path, **env: str) -> tuple[Process, str]:
-    """Start ``postgit-server`` on a free loopback port and wait until ``/health`` answers; returns its URL."""
-    port = free_port()
-    log_path = tmp_path / f"server-{port}.log"
+def start_server(
+    database_url: str, tmp_path: Path, *, port: int | None = None, log_name: str | None = None, **env: str
+) -> tuple[Process, str]:
+    """Start ``postgit-server`` on ``port`` (a free loopback one by default) and wait until ``/health`` answers.
+
+    Returns the process and its URL; its log is ``tmp_path/log_name`` (``server-<port>.log`` by default).
+    """
+    port = port or free_port()
+    log_path = tmp_path / (log_name or f"server-{port}.log")
     process = Process([script("postgit-server")], server_env(database_url, port, **env), log_path)
     url = f"http://127.0.0.1:{port}"
 
