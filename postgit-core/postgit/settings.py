@@ -31,7 +31,7 @@ class WorkerSettings:
         """Read the settings; PostgitError naming the variable when one is missing or malformed."""
         return cls(
             database_url=database_url_from_env(),
-            concurrency=int(_number("POSTGIT_WORKER_CONCURRENCY", 100)),
+            concurrency=_whole_number("POSTGIT_WORKER_CONCURRENCY", 100),
             lease_seconds=_number("POSTGIT_LEASE_SECONDS", 30.0),
             poll_seconds=_number("POSTGIT_POLL_SECONDS", 5.0),
             shutdown_grace_seconds=_number("POSTGIT_SHUTDOWN_GRACE_SECONDS", 10.0),
@@ -44,6 +44,13 @@ def database_url_from_env() -> str:
     if not url:
         raise PostgitError("DATABASE_URL is not set: point it at PostgreSQL, e.g. postgresql://user@host:5432/db")
     return url
+
+
+def _whole_number(name: str, default: int) -> int:
+    value = _number(name, default)
+    if value != int(value):
+        raise PostgitError(f"{name}={os.environ[name]!r} must be a whole number")
+    return int(value)
 
 
 def _number(name: str, default: float) -> float:
