@@ -11,9 +11,13 @@ from postgit import HitEndpoint, SendEmail, Sequence, Sleep, ref
 
 
 def workflow():
-    return Sequence(id="root", children=[
-        HitEndpoint(id="fetch-data", url="http://localhost:3000/health", assign_to="$.fetchResult"),
-        Sleep(id="wait", seconds=10),
-        SendEmail(id="notify", to="user@example.com", subject="Workflow Complete",
-                  body=ref("$.fetchResult.body.status")),
-    ])
+    return Sequence(
+        id="root",
+        children=[
+            HitEndpoint(id="fetch-data", url="http://localhost:3000/health", assign_to="$.fetchResult"),
+            Sleep(id="wait", seconds=10),
+            SendEmail(
+                id="notify", to="user@example.com", subject="Workflow Complete", body=ref("$.fetchResult.body.status")
+            ),
+        ],
+    )

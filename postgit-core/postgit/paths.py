@@ -87,7 +87,7 @@ def parse_path(text: str) -> Path:
                 break
         else:
             raise PathError(
-                f"'{text}' is not a valid path at position {pos} ('{text[pos:pos + 10]}'): use $.key, "
+                f"'{text}' is not a valid path at position {pos} ('{text[pos : pos + 10]}'): use $.key, "
                 "$['key'] or $.list[0]; wildcards, filters and slices are not supported"
             )
         if pattern is _NAME:

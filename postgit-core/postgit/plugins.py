@@ -61,9 +61,7 @@ def _collect(pm: pluggy.PluginManager, provenance: dict[str, Provenance]) -> lis
         try:
             node_types = list(impl.function())
         except Exception as exc:
-            raise PluginError(
-                f"postgit_node_types() of {origin.plugin} raised {type(exc).__name__}: {exc}"
-            ) from exc
+            raise PluginError(f"postgit_node_types() of {origin.plugin} raised {type(exc).__name__}: {exc}") from exc
         for node_type in node_types:
             if not isinstance(node_type, NodeType):
                 raise PluginError(

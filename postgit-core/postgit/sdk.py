@@ -98,9 +98,7 @@ class Sequence(Node):
         return {"id": self.id, "type": "Sequence", "children": [child.to_json() for child in self.children]}
 
 
-def HitEndpoint(
-    *, id: str, url: str | Ref, method: str = "GET", timeout: float | None = None, **kwargs: Any
-) -> Node:
+def HitEndpoint(*, id: str, url: str | Ref, method: str = "GET", timeout: float | None = None, **kwargs: Any) -> Node:
     """Call an HTTP endpoint (params: url, method, headers, json, body, timeout, accept_status).
 
     ``timeout`` here is the request's timeout in seconds (a param of the node type), not the node-level step

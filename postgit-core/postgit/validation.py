@@ -155,12 +155,12 @@ class _Checker:
                     self.add(
                         node_id,
                         f"params.{field}",
-                        f"a secret is {{\"{SECRET_KEY}\": \"NAME\"}} with NAME in capitals, digits and '_'",
+                        f'a secret is {{"{SECRET_KEY}": "NAME"}} with NAME in capitals, digits and \'_\'',
                     )
                 return True
             if REF_KEY in value:
                 if len(value) != 1:
-                    self.add(node_id, f"params.{field}", f"a ref is {{\"{REF_KEY}\": \"$.path\"}} and nothing else")
+                    self.add(node_id, f"params.{field}", f'a ref is {{"{REF_KEY}": "$.path"}} and nothing else')
                 else:
                     try:
                         parse_path(value[REF_KEY])

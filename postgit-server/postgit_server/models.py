@@ -74,9 +74,7 @@ class DeployRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="1-128 letters, digits, '.', '_' or '-', starting with a letter or digit")
-    definition: Any = Field(
-        description="The workflow's root node in JSON form", json_schema_extra={"type": "object"}
-    )
+    definition: Any = Field(description="The workflow's root node in JSON form", json_schema_extra={"type": "object"})
 
 
 class DeployResponse(BaseModel):

@@ -301,8 +301,6 @@ def test_api_conforms_to_its_schema(database_url: str, tmp_path: Path, subtests:
     assert log.statuses["POST /workflows"][201], "valid deploys were among the cases"
 
 
-def test_api_with_a_token_conforms_to_its_schema(
-    database_url: str, tmp_path: Path, subtests: pytest.Subtests
-) -> None:
+def test_api_with_a_token_conforms_to_its_schema(database_url: str, tmp_path: Path, subtests: pytest.Subtests) -> None:
     log = fuzz_server(database_url, tmp_path, subtests, token=TOKEN, max_examples=EXAMPLES_WITH_TOKEN)
     assert sum(counter[401] for counter in log.statuses.values()), "requests without the token were refused"

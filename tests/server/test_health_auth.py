@@ -84,9 +84,18 @@ async def test_openapi_describes_every_route(client):
     assert response.status_code == 200
     schema = response.json()
     assert set(schema["paths"]) >= {
-        "/health", "/workflows", "/workflows/{name}", "/workflows/{name}/versions/{version}",
-        "/workflows/{name}/instances", "/instances", "/instances/{instance_id}",
-        "/instances/{instance_id}/events", "/instances/{instance_id}/cancel", "/plugins", "/workers", "/outbox",
+        "/health",
+        "/workflows",
+        "/workflows/{name}",
+        "/workflows/{name}/versions/{version}",
+        "/workflows/{name}/instances",
+        "/instances",
+        "/instances/{instance_id}",
+        "/instances/{instance_id}/events",
+        "/instances/{instance_id}/cancel",
+        "/plugins",
+        "/workers",
+        "/outbox",
     }
     schemas = schema["components"]["schemas"]
     assert schemas["HTTPValidationError"]["properties"]["detail"]["type"] == "string"

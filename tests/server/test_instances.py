@@ -91,8 +91,20 @@ async def test_instance_detail_has_every_field_and_the_wait_reason(client, store
     started = await start(client, "greet")
     shown = (await client.get(f"/instances/{started['id']}")).json()
     assert set(shown) == {
-        "id", "workflow", "version", "status", "state", "current_node", "node_type", "attempt", "error",
-        "wait_reason", "created_at", "updated_at", "finished_at", "steps",
+        "id",
+        "workflow",
+        "version",
+        "status",
+        "state",
+        "current_node",
+        "node_type",
+        "attempt",
+        "error",
+        "wait_reason",
+        "created_at",
+        "updated_at",
+        "finished_at",
+        "steps",
     }
     assert shown["id"] == started["id"]
     assert shown["attempt"] == 1
@@ -125,14 +137,26 @@ async def test_steps_are_listed_with_durations(client, database_url, tmp_path):
     assert shown["state"]["input"] is None
     assert shown["finished_at"] is not None
     assert [(s["node_id"], s["status"], s["attempt"]) for s in shown["steps"]] == [
-        ("a", "completed", 1), ("b", "completed", 1)]
+        ("a", "completed", 1),
+        ("b", "completed", 1),
+    ]
     step = shown["steps"][0]
     assert step["output"] == {"text": "X!"}
     assert step["params"] == {"text": "x", "exclamations": 1}
     assert step["worker_id"]
     assert step["duration_ms"] >= 0
-    assert set(step) == {"node_id", "attempt", "status", "params", "output", "error", "worker_id", "started_at",
-                         "finished_at", "duration_ms"}
+    assert set(step) == {
+        "node_id",
+        "attempt",
+        "status",
+        "params",
+        "output",
+        "error",
+        "worker_id",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+    }
 
 
 async def test_unknown_or_malformed_instance_id_is_404(client):
@@ -185,8 +209,20 @@ async def test_list_pages_newest_first(client):
     assert default["limit"] == 50
     assert default["offset"] == 0
     item = default["items"][0]
-    assert set(item) == {"id", "workflow", "version", "status", "current_node", "node_type", "attempt", "error",
-                         "wait_reason", "created_at", "updated_at", "finished_at"}
+    assert set(item) == {
+        "id",
+        "workflow",
+        "version",
+        "status",
+        "current_node",
+        "node_type",
+        "attempt",
+        "error",
+        "wait_reason",
+        "created_at",
+        "updated_at",
+        "finished_at",
+    }
 
 
 async def test_list_filters_by_status_and_workflow(client):

@@ -19,12 +19,15 @@ TOKEN = "e2e-token"
 
 def example(base_url: str):
     """The seed's example, plus the example plugin's Shout node."""
-    return Sequence(id="root", children=[
-        HitEndpoint(id="fetch-data", url=f"{base_url}/health", assign_to="$.fetchResult"),
-        Sleep(id="wait", seconds=1),
-        Node("Shout", id="shout", text=ref("$.fetchResult.body.status"), assign_to="$.shouted"),
-        SendEmail(id="notify", to="user@example.com", subject="Workflow Complete", body=ref("$.shouted.text")),
-    ])
+    return Sequence(
+        id="root",
+        children=[
+            HitEndpoint(id="fetch-data", url=f"{base_url}/health", assign_to="$.fetchResult"),
+            Sleep(id="wait", seconds=1),
+            Node("Shout", id="shout", text=ref("$.fetchResult.body.status"), assign_to="$.shouted"),
+            SendEmail(id="notify", to="user@example.com", subject="Workflow Complete", body=ref("$.shouted.text")),
+        ],
+    )
 
 
 async def test_deploy_run_and_follow_the_example_over_http(database_url, tmp_path):
@@ -78,7 +81,11 @@ async def test_deploy_run_and_follow_the_example_over_http(database_url, tmp_pat
             assert shown["state"]["fetchResult"]["body"] == {"status": "ok", "database": "ok"}
             assert shown["state"]["shouted"] == {"text": "OK!"}
             assert [step["node_id"] for step in shown["steps"] if step["status"] == "completed"] == [
-                "fetch-data", "wait", "shout", "notify"]
+                "fetch-data",
+                "wait",
+                "shout",
+                "notify",
+            ]
 
             replay = await asyncio.wait_for(client.get(f"/instances/{instance_id}/events"), 10)
             assert replay.text.count("event: ") == len(events)
@@ -106,7 +113,8 @@ def test_missing_database_url_is_one_line_and_exit_2(tmp_path):
     result = subprocess.run([script("postgit-server")], env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "postgit-server: DATABASE_URL is not set: point it at PostgreSQL, e.g. postgresql://user@host:5432/db"]
+        "postgit-server: DATABASE_URL is not set: point it at PostgreSQL, e.g. postgresql://user@host:5432/db"
+    ]
 
 
 def test_unreachable_database_and_bad_port_are_one_line(database_url):

@@ -11,7 +11,7 @@ from tests.server.conftest import deploy, sequence, shout, start
 
 PAYLOADS = [
     "'; DROP TABLE postgit.instances; --",
-    "\" OR 1=1 --",
+    '" OR 1=1 --',
     "x') ; DELETE FROM postgit.workflows WHERE ('1'='1",
     "$$; DROP SCHEMA postgit CASCADE; $$",
     "%(id)s %s {0} \\x00",

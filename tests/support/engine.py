@@ -46,8 +46,9 @@ async def wait_finished(store: Store, instance_id: uuid.UUID, timeout: float = 3
     return await wait_for(finished, timeout=timeout, what=f"instance {instance_id} to finish")
 
 
-async def wait_event(store: Store, instance_id: uuid.UUID, kind: str, node_id: str | None = None,
-                     timeout: float = 20.0) -> dict[str, Any]:
+async def wait_event(
+    store: Store, instance_id: uuid.UUID, kind: str, node_id: str | None = None, timeout: float = 20.0
+) -> dict[str, Any]:
     """Wait until the instance has an event of ``kind`` (for ``node_id``); return it."""
 
     async def found() -> dict[str, Any] | None:

@@ -91,8 +91,7 @@ def dev(
             for process in processes:
                 if (code := process.exited()) is not None:
                     raise CliError(
-                        f"{process.name} exited with code {code}: {process.last_log_line()} "
-                        f"(log: {process.log_path})"
+                        f"{process.name} exited with code {code}: {process.last_log_line()} (log: {process.log_path})"
                     )
     finally:
         for process in reversed(processes):

@@ -124,8 +124,12 @@ class Store:
         existing = await self._fetch_one("get_instance_by_key", params)
         if existing is None:  # the conflicting row was deleted in between; try once more
             return await self.create_instance(
-                workflow=workflow, version=version, state=state, current_node=current_node,
-                node_type=node_type, idempotency_key=idempotency_key,
+                workflow=workflow,
+                version=version,
+                state=state,
+                current_node=current_node,
+                node_type=node_type,
+                idempotency_key=idempotency_key,
             )
         return existing, False
 
@@ -172,9 +176,7 @@ class Store:
 
     async def renew_leases(self, leases: dict[uuid.UUID, int], lease_seconds: float) -> set[uuid.UUID]:
         """Extend the leases in ``leases`` (id -> token); returns the ids still held."""
-        rows = await self._fetch_all(
-            "renew_leases", {"leases": _leases_json(leases), "lease_seconds": lease_seconds}
-        )
+        rows = await self._fetch_all("renew_leases", {"leases": _leases_json(leases), "lease_seconds": lease_seconds})
         return {row["id"] for row in rows}
 
     async def release_leases(self, leases: dict[uuid.UUID, int]) -> set[uuid.UUID]:

@@ -321,8 +321,12 @@ class Executor:
     ) -> Transition:
         node_type = node_type or self.registry.node_type(node.type)
         policy = node.retry or node_type.retry
-        error = {"message": failure.message, "type": type(failure).__name__, "node_id": node.id,
-                 "attempt": held.attempt}
+        error = {
+            "message": failure.message,
+            "type": type(failure).__name__,
+            "node_id": node.id,
+            "attempt": held.attempt,
+        }
         if failure.details is not None:
             error["details"] = failure.details
         step = self._step_row(held, node, "failed", started_at, params=params_json, error=error)

@@ -225,8 +225,11 @@ class Worker:
     async def _drain(self) -> None:
         """Give running steps the grace period to finish."""
         if self._tasks:
-            log.info("stopping: waiting up to %.0fs for %d running steps", self.settings.shutdown_grace_seconds,
-                     len(self._tasks))
+            log.info(
+                "stopping: waiting up to %.0fs for %d running steps",
+                self.settings.shutdown_grace_seconds,
+                len(self._tasks),
+            )
             await asyncio.wait(list(self._tasks.values()), timeout=self.settings.shutdown_grace_seconds)
 
     async def _cancel_running(self) -> None:

@@ -108,4 +108,3 @@ def _step(row: dict[str, Any]) -> Step:
     finished, started = row["finished_at"], row["started_at"]
     duration = (finished - started).total_seconds() * 1000 if finished and started else None
     return Step.model_validate({**row, "duration_ms": round(duration, 3) if duration is not None else None})
-

@@ -13,8 +13,6 @@ router = APIRouter(tags=["outbox"])
 
 
 @router.get("/outbox", response_model=list[OutboxMessage])
-async def list_outbox(
-    service: Service, limit: Annotated[int, Query(ge=1, le=500)] = 100
-) -> list[OutboxMessage]:
+async def list_outbox(service: Service, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[OutboxMessage]:
     """Parked messages, oldest first."""
     return [OutboxMessage.model_validate(row) for row in await service.store.list_outbox(limit)]
