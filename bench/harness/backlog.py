@@ -23,15 +23,17 @@ WITH timers AS (
     SELECT gen_random_uuid() AS id, %(due)s::timestamptz + make_interval(secs => g) AS due
     FROM generate_series(1, %(count)s) AS g
 ), waiting AS (
-    INSERT INTO postgit.instances (id, workflow, version, status, state, current_node, node_type, run_at, resume,
+    INSERT INTO postgit.instances (id, workflow, version, status, state, current_node, node_type, node_types, run_at,
                                    wait_reason)
-    SELECT id, %(workflow)s, %(version)s, 'waiting', '{"input": null}'::jsonb, 'wait', 'Sleep', due,
-           jsonb_build_object('until', due, 'data', NULL), 'node ''wait'' waits until ' || due::text
+    SELECT id, %(workflow)s, %(version)s, 'waiting', '{"input": null}'::jsonb, 'wait', 'Sleep', '{Sleep}', due,
+           'node ''wait'' waits until ' || due::text
     FROM timers
     RETURNING id, run_at
 )
-INSERT INTO postgit.steps (instance_id, node_id, attempt, status, params, started_at)
-SELECT id, 'wait', 1, 'suspended', jsonb_build_object('until', run_at), now() FROM waiting
+INSERT INTO postgit.steps (instance_id, run_key, node_id, attempt, status, params, started_at, due_at, resume)
+SELECT id, 'wait', 'wait', 1, 'suspended', jsonb_build_object('until', run_at), now(), run_at,
+       jsonb_build_object('until', run_at, 'data', '{}'::jsonb)
+FROM waiting
 """
 
 

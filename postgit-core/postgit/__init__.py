@@ -14,7 +14,25 @@ from postgit.hookspecs import hookimpl
 from postgit.nodes import NodeType, StepContext
 from postgit.outcomes import Completed, FatalError, RetryableError, Suspended
 from postgit.retry import RetryPolicy
-from postgit.sdk import HitEndpoint, Node, Ref, Secret, SendEmail, Sequence, Sleep, ref, secret
+from postgit.sdk import (
+    ForEach,
+    HitEndpoint,
+    If,
+    Node,
+    Parallel,
+    Ref,
+    Secret,
+    SendEmail,
+    Sequence,
+    Sleep,
+    SubWorkflow,
+    Switch,
+    Try,
+    WaitForEvent,
+    Workflow,
+    ref,
+    secret,
+)
 
 try:
     __version__ = version("postgit-core")
@@ -26,10 +44,13 @@ __all__ = [
     "DefinitionError",
     "DefinitionIssue",
     "FatalError",
+    "ForEach",
     "HitEndpoint",
+    "If",
     "Node",
     "NodeSpec",
     "NodeType",
+    "Parallel",
     "PluginError",
     "PostgitError",
     "Ref",
@@ -40,7 +61,12 @@ __all__ = [
     "Sequence",
     "Sleep",
     "StepContext",
+    "SubWorkflow",
     "Suspended",
+    "Switch",
+    "Try",
+    "WaitForEvent",
+    "Workflow",
     "WorkflowDefinition",
     "__version__",
     "hookimpl",

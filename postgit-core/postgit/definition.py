@@ -5,7 +5,11 @@ The JSON form of a node is::
     {"id": "fetch", "type": "HitEndpoint", "params": {"url": "..."}, "assignTo": "$.result",
      "retry": {"maxAttempts": 5}, "timeout": 30}
 
-and a control-flow node (``Sequence``) has ``children`` instead of ``params``. A definition is its root node.
+and a control-flow node has its child nodes instead of ``params``: ``Sequence`` ``children`` (a list),
+``Parallel`` ``branches`` (an object by branch name), ``If`` ``then``/``else``, ``Switch`` ``cases`` (a list of
+``{"condition", "node"}``) and ``default``, ``ForEach`` ``body``, ``Try`` ``body``/``catch``/``finally``. A
+definition is its root node, or ``{"root": <node>, "timeout": <seconds>, "inputSchema": <JSON Schema>}`` when the
+workflow has settings of its own.
 A param value ``{"$ref": "$.a.b"}`` is read from the instance's state when the step runs, and
 ``{"$secret": "NAME"}`` from the worker's ``POSTGIT_SECRET_NAME`` environment variable (never stored).
 """
@@ -24,18 +28,45 @@ from typing import Any
 from postgit.errors import DefinitionError, DefinitionIssue
 from postgit.retry import RetryPolicy
 
-CONTROL_TYPES = frozenset({"Sequence"})
-"""Node types interpreted by the engine itself rather than provided by a plugin."""
+CONTROL_TYPES = frozenset({"Sequence", "Parallel", "If", "Switch", "ForEach", "Try"})
+"""Node types interpreted by the engine itself rather than provided by a plugin; they have child nodes."""
+
+ENGINE_TYPES = frozenset({"WaitForEvent", "SubWorkflow"})
+"""Leaf node types every worker runs itself (they wait for events and other instances, not for a service)."""
+
+ANY_WORKER = "postgit.any"
+"""A claim type every worker has: for an instance whose next move needs only the engine (a decision, a timeout)."""
 
 REF_KEY = "$ref"
+REF_DEFAULT_KEY = "default"
 SECRET_KEY = "$secret"  # noqa: S105 - a JSON key, not a password
 SECRET_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,99}$")
 """A secret's name: the worker reads its value from ``POSTGIT_SECRET_<NAME>``."""
 
+CONTROL_SETTINGS: dict[str, dict[str, str]] = {
+    "Sequence": {},
+    "Parallel": {"onFailure": "on_failure", "mode": "mode"},
+    "If": {"condition": "condition"},
+    "Switch": {},
+    "ForEach": {"items": "items", "concurrency": "concurrency", "toleratedFailures": "tolerated_failures"},
+    "Try": {},
+}
+"""Per control type: its JSON keys other than child nodes, and the name each has in ``NodeSpec.params``."""
+
+DEFAULT_CONCURRENCY = 10
+MAX_FOREACH_ITEMS = 100_000
+
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """One node of a definition, as stored and interpreted."""
+    """One node of a definition, as stored and interpreted.
+
+    A leaf node has ``params`` (its node type's) and no children. A control node keeps its settings in ``params``
+    (``condition``, ``items``, ``concurrency``, ``on_failure``, ...) and its child nodes in ``children``, each
+    with its role in ``roles``: a branch name (Parallel), ``then``/``else`` (If), ``case``/``default`` (Switch,
+    whose case conditions are ``params["conditions"]`` in order), ``body`` (ForEach), ``body``/``catch``/
+    ``finally`` (Try), or ``""`` (Sequence).
+    """
 
     id: str
     type: str
@@ -44,10 +75,22 @@ class NodeSpec:
     retry: RetryPolicy | None = None
     timeout: float | None = None
     children: tuple[NodeSpec, ...] = ()
+    roles: tuple[str, ...] = ()
 
     @property
     def is_control(self) -> bool:
         return self.type in CONTROL_TYPES
+
+    @property
+    def is_engine_leaf(self) -> bool:
+        return self.type in ENGINE_TYPES
+
+    def child(self, role: str) -> NodeSpec | None:
+        """The child with ``role`` (the first, for Switch's ``case``), or None."""
+        for child, child_role in zip(self.children, self.roles, strict=True):
+            if child_role == role:
+                return child
+        return None
 
     def walk(self) -> Iterator[NodeSpec]:
         """This node and every node below it, depth first, in order."""
@@ -59,7 +102,7 @@ class NodeSpec:
         """The JSON form (see the module docstring); ``NodeSpec.from_json`` reads it back unchanged."""
         out: dict[str, Any] = {"id": self.id, "type": self.type}
         if self.is_control:
-            out["children"] = [child.to_json() for child in self.children]
+            out.update(self._control_json())
         else:
             out["params"] = self.params
         if self.assign_to is not None:
@@ -70,40 +113,132 @@ class NodeSpec:
             out["timeout"] = self.timeout
         return out
 
+    def _control_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, name in CONTROL_SETTINGS[self.type].items():
+            if name in self.params:
+                out[key] = self.params[name]
+        pairs = list(zip(self.roles, self.children, strict=True))
+        if self.type == "Sequence":
+            out["children"] = [child.to_json() for child in self.children]
+        elif self.type == "Parallel":
+            out["branches"] = {role: child.to_json() for role, child in pairs}
+        elif self.type == "Switch":
+            conditions = iter(self.params.get("conditions", ()))
+            out["cases"] = [
+                {"condition": next(conditions), "node": child.to_json()} for role, child in pairs if role == "case"
+            ]
+            default = self.child("default")
+            if default is not None:
+                out["default"] = default.to_json()
+        else:  # If, ForEach, Try: one key per role
+            for role, child in pairs:
+                out[role] = child.to_json()
+        return out
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NodeSpec:
         """Build from already validated JSON (use :func:`postgit.validation.validate_definition` for input)."""
+        node_type = data["type"]
+        params: dict[str, Any] = data.get("params") or {}
+        children: list[NodeSpec] = []
+        roles: list[str] = []
+        if node_type in CONTROL_TYPES:
+            params = {name: data[key] for key, name in CONTROL_SETTINGS[node_type].items() if key in data}
+            for role, child in control_children(data):
+                roles.append(role)
+                children.append(cls.from_json(child))
+            if node_type == "Switch":
+                params["conditions"] = [case["condition"] for case in data.get("cases") or ()]
         return cls(
             id=data["id"],
-            type=data["type"],
-            params=data.get("params") or {},
+            type=node_type,
+            params=params,
             assign_to=data.get("assignTo"),
             retry=RetryPolicy.model_validate(data["retry"]) if data.get("retry") is not None else None,
             timeout=data.get("timeout"),
-            children=tuple(cls.from_json(child) for child in data.get("children") or ()),
+            children=tuple(children),
+            roles=tuple(roles),
         )
+
+
+def control_children(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The (role, child JSON) pairs of a control node's JSON form, in order; nothing for other nodes."""
+    node_type = data.get("type")
+    if node_type == "Sequence":
+        return [("", child) for child in _as_list(data.get("children"))]
+    if node_type == "Parallel":
+        branches = data.get("branches")
+        return list(branches.items()) if isinstance(branches, dict) else []
+    if node_type == "Switch":
+        pairs = [("case", case.get("node")) for case in _as_list(data.get("cases")) if isinstance(case, dict)]
+        return pairs + ([("default", data["default"])] if data.get("default") is not None else [])
+    roles = {"If": ("then", "else"), "ForEach": ("body",), "Try": ("body", "catch", "finally")}.get(str(node_type), ())
+    return [(role, data[role]) for role in roles if data.get(role) is not None]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 @dataclass(frozen=True)
 class WorkflowDefinition:
-    """A validated definition: the root node and every node by id."""
+    """A validated definition: the root node, the workflow's own settings, and every node by id.
+
+    Attributes:
+        root: the root node.
+        timeout: seconds an instance may run from its start; past it, the instance fails.
+        input_schema: a JSON Schema the input of every start must satisfy.
+    """
 
     root: NodeSpec
+    timeout: float | None = None
+    input_schema: dict[str, Any] | None = None
     nodes: dict[str, NodeSpec] = field(init=False, repr=False, compare=False)
+    parents: dict[str, str] = field(init=False, repr=False, compare=False)
+    in_loop: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", {node.id: node for node in self.root.walk()})
+        parents = {child.id: node.id for node in self.root.walk() for child in node.children}
+        object.__setattr__(self, "parents", parents)
+        in_loop = {
+            below.id
+            for node in self.root.walk()
+            if node.type == "ForEach"
+            for below in node.walk()
+            if below is not node
+        }
+        object.__setattr__(self, "in_loop", frozenset(in_loop))
 
     def to_json(self) -> dict[str, Any]:
-        return self.root.to_json()
+        """The bare root node, or ``{"root": ..., "timeout": ..., "inputSchema": ...}`` when settings are given."""
+        if self.timeout is None and self.input_schema is None:
+            return self.root.to_json()
+        out: dict[str, Any] = {"root": self.root.to_json()}
+        if self.timeout is not None:
+            out["timeout"] = self.timeout
+        if self.input_schema is not None:
+            out["inputSchema"] = self.input_schema
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WorkflowDefinition:
+        if is_wrapped(data):
+            return cls(NodeSpec.from_json(data["root"]), data.get("timeout"), data.get("inputSchema"))
         return cls(NodeSpec.from_json(data))
 
     def node_types(self) -> set[str]:
         """The plugin node types this definition uses."""
-        return {node.type for node in self.root.walk() if not node.is_control}
+        return {node.type for node in self.root.walk() if not node.is_control and not node.is_engine_leaf}
+
+
+WORKFLOW_KEYS = frozenset({"root", "timeout", "inputSchema"})
+
+
+def is_wrapped(data: Any) -> bool:
+    """Whether a definition's JSON is the ``{"root": ..., ...}`` form rather than a bare root node."""
+    return isinstance(data, dict) and "root" in data and "type" not in data
 
 
 def load_definition_file(path: str | FsPath) -> dict[str, Any]:

@@ -38,6 +38,7 @@ class StepContext:
             up again, or None on the step's first run.
         suspended_until: when the step was suspended, the time it asked to be woken up at.
         outbox: the durable mail outbox.
+        run_key: the run: the node id, followed by the item index of each enclosing ForEach (``ship[3]``).
     """
 
     instance_id: str
@@ -48,6 +49,7 @@ class StepContext:
     resume: dict[str, Any] | None = None
     suspended_until: datetime | None = None
     outbox: MailOutbox | None = None
+    run_key: str = ""
 
 
 Handler = Callable[[StepContext, Any], Awaitable[Any] | Any]

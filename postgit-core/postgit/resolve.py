@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from postgit.definition import REF_KEY, SECRET_KEY, NodeSpec
+from postgit.definition import REF_DEFAULT_KEY, REF_KEY, SECRET_KEY, NodeSpec
 from postgit.outcomes import FatalError
 from postgit.paths import PathError, parse_path
 from postgit.settings import SECRET_PREFIX, secret_value
@@ -68,10 +68,12 @@ def _resolve(node_id: str, field: str, value: Any, state: dict[str, Any], secret
                 )
             secrets.append(found)
             return found
-        if REF_KEY in value and len(value) == 1:
+        if REF_KEY in value and set(value) <= {REF_KEY, REF_DEFAULT_KEY}:
             try:
                 return parse_path(value[REF_KEY]).read(state)
             except PathError as exc:
+                if REF_DEFAULT_KEY in value:
+                    return value[REF_DEFAULT_KEY]
                 raise FatalError(f"node '{node_id}', field 'params.{field}': ref {exc}") from None
         return {key: _resolve(node_id, f"{field}.{key}", item, state, secrets) for key, item in value.items()}
     if isinstance(value, list):

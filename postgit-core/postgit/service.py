@@ -10,13 +10,17 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import jsonschema
+
 from postgit.db.store import Row, Store
-from postgit.definition import WorkflowDefinition
+from postgit.decider import Decider
+from postgit.definition import ANY_WORKER, WorkflowDefinition
 from postgit.errors import Conflict, InvalidInput, NotFound
-from postgit.interpreter import next_node
 from postgit.registry import NodeRegistry
+from postgit.runs import RunView
 from postgit.validation import validate_definition
 
 WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -41,6 +45,7 @@ class WorkflowService:
     def __init__(self, store: Store, registry: NodeRegistry):
         self.store = store
         self.registry = registry
+        self._definitions: dict[tuple[str, int], WorkflowDefinition] = {}  # versions never change
 
     async def deploy(self, name: str, definition: Any) -> Deployed:
         """Validate ``definition`` and store it as a new version of ``name`` (unless it is unchanged)."""
@@ -62,10 +67,12 @@ class WorkflowService:
         *,
         idempotency_key: str | None = None,
         version: int | None = None,
+        parent: tuple[uuid.UUID, str, bool] | None = None,
     ) -> tuple[Row, bool]:
         """Start an instance of ``workflow`` (its latest version unless ``version``) with ``input``.
 
-        Returns ``{"id", "status"}`` and whether it was created now (False: the idempotency key was used before).
+        ``parent``: (instance id, run key, cancel with it) when a SubWorkflow starts it. Returns ``{"id",
+        "status"}`` and whether it was created now (False: the idempotency key was used before).
         """
         check_workflow_name(workflow)
         size = len(json.dumps(input))
@@ -74,17 +81,27 @@ class WorkflowService:
         if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
             raise InvalidInput(f"idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
         row = await self.get_workflow(workflow, version)
-        definition = WorkflowDefinition.from_json(row["definition"])
+        definition = self._definitions.get((row["name"], row["version"]))
+        if definition is None:
+            definition = self._definitions[(row["name"], row["version"])] = WorkflowDefinition.from_json(
+                row["definition"]
+            )
+        check_input(definition, input)
         state = {"input": input}
-        first = next_node(definition, (), state)
-        assert first is not None, "a validated definition has at least one leaf node"
+        plan = Decider(definition).decide(RunView(state), datetime.now(UTC))
+        first = plan.ready[0].node if plan.ready else None
+        parent_id, parent_run_key, cancel_with_parent = parent if parent is not None else (None, None, True)
         return await self.store.create_instance(
             workflow=row["name"],
             version=row["version"],
             state=state,
-            current_node=first.id,
-            node_type=first.type,
+            current_node=first.id if first else None,
+            node_types=sorted({run.node.type for run in plan.ready}) or [ANY_WORKER],
             idempotency_key=idempotency_key,
+            timeout_seconds=definition.timeout,
+            parent_id=parent_id,
+            parent_run_key=parent_run_key,
+            cancel_with_parent=cancel_with_parent,
         )
 
     async def get_instance(self, instance_id: str | uuid.UUID) -> Row:
@@ -116,6 +133,17 @@ class WorkflowService:
         if not workers:
             return "no worker is running"
         return f"no live worker has node type '{node_type}'"
+
+
+def check_input(definition: WorkflowDefinition, input: Any) -> None:
+    """InvalidInput naming the field when ``input`` does not satisfy the workflow's input schema."""
+    if definition.input_schema is None:
+        return
+    validator = jsonschema.validators.validator_for(definition.input_schema)(definition.input_schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(input))
+    if error is not None:
+        where = "input" + "".join(f"[{part!r}]" if isinstance(part, int) else f".{part}" for part in error.path)
+        raise InvalidInput(f"{where}: {error.message} (the workflow's input schema)")
 
 
 def check_workflow_name(name: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -97,3 +97,69 @@ def render_template(source: str, state: dict[str, Any]) -> str:
 @lru_cache(maxsize=1024)
 def _compile(source: str) -> Template:
     return _env.from_string(source)
+
+
+def expression_source(source: str) -> str:
+    """A condition's expression: ``"input.amount > 100"``, or the same wrapped in one ``{{ ... }}``."""
+    text = source.strip()
+    if text.startswith("{{") and text.endswith("}}") and text.count("{{") == 1:
+        return text[2:-2].strip()
+    return text
+
+
+def check_expression(source: str) -> None:
+    """Parse a condition; TemplateProblem with jinja2's message when it does not parse."""
+    try:
+        _compile_expression(expression_source(source))
+    except TemplateError as exc:
+        raise TemplateProblem(f"expression does not parse: {exc}") from exc
+    except RecursionError:
+        raise TemplateProblem("expression does not parse: it is nested too deeply") from None
+
+
+def evaluate_expression(source: str, variables: dict[str, Any]) -> Any:
+    """The value of a jinja2 expression over ``variables`` (the state's top-level keys and scope variables).
+
+    Raises:
+        TemplateProblem: the expression does not parse, names something undefined, or fails.
+    """
+    try:
+        return _compile_expression(expression_source(source))(**variables)
+    except TemplateError as exc:
+        raise TemplateProblem(f"expression failed: {exc}") from exc
+    except RecursionError:
+        raise TemplateProblem("expression failed: it recursed too deeply") from None
+    except Exception as exc:
+        raise TemplateProblem(f"expression failed: {type(exc).__name__}: {exc}") from exc
+
+
+@lru_cache(maxsize=1024)
+def _compile_expression(source: str) -> Any:
+    return _env.compile_expression(source, undefined_to_none=False)
+
+
+def template_variables(source: str) -> tuple[set[str], set[str]]:
+    """The top-level variables a template or expression reads: (required, optional).
+
+    A variable is optional when every use of it is guarded: ``x | default(...)``, ``x is defined`` or
+    ``x is undefined``. Names the template sets itself (``{% set %}``, loop variables) are not counted.
+    """
+    text = source if is_template(source) else "{{ " + expression_source(source) + " }}"
+    try:
+        tree = _env.parse(text)
+    except TemplateError as exc:
+        raise TemplateProblem(f"template does not parse: {exc}") from exc
+    undeclared = meta.find_undeclared_variables(tree)
+    guarded: set[int] = set()
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        if node.name in _GUARDS and isinstance(node.node, nodes.Name):
+            guarded.add(id(node.node))
+    used: dict[str, bool] = {}
+    for name in tree.find_all(nodes.Name):
+        if name.ctx == "load" and name.name in undeclared:
+            used[name.name] = used.get(name.name, False) or id(name) not in guarded
+    required = {name for name, unguarded in used.items() if unguarded}
+    return required, set(used) - required
+
+
+_GUARDS = frozenset({"default", "d", "defined", "undefined"})

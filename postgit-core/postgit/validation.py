@@ -7,17 +7,33 @@ the list is empty.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
+import jsonschema
 from pydantic import ValidationError
 
-from postgit.definition import CONTROL_TYPES, REF_KEY, SECRET_KEY, SECRET_NAME, WorkflowDefinition
+from postgit.dataflow import check_data_flow
+from postgit.definition import (
+    CONTROL_TYPES,
+    ENGINE_TYPES,
+    MAX_FOREACH_ITEMS,
+    REF_DEFAULT_KEY,
+    REF_KEY,
+    SECRET_KEY,
+    SECRET_NAME,
+    WORKFLOW_KEYS,
+    WorkflowDefinition,
+    control_children,
+    is_wrapped,
+)
+from postgit.engine_types import ENGINE_PARAMS
 from postgit.errors import DefinitionError, DefinitionIssue
 from postgit.paths import PathError, parse_path
 from postgit.registry import NodeRegistry
 from postgit.retry import RetryPolicy
-from postgit.templating import TemplateProblem, check_template, is_template
+from postgit.templating import TemplateProblem, check_expression, check_template, is_template
 
 MAX_NODES = 5_000
 MAX_DEPTH = 50
@@ -26,7 +42,20 @@ MAX_ID_LENGTH = 200
 MAX_JSON_DEPTH = 4 * MAX_DEPTH
 """How deeply any JSON value in a definition may nest: node levels take two each (node, children list)."""
 
-_NODE_KEYS = frozenset({"id", "type", "params", "assignTo", "retry", "timeout", "children"})
+_COMMON_KEYS = frozenset({"id", "type", "assignTo"})
+_LEAF_KEYS = _COMMON_KEYS | {"params", "retry", "timeout"}
+_CONTROL_KEYS = {
+    "Sequence": {"children"},
+    "Parallel": {"branches", "onFailure", "mode"},
+    "If": {"condition", "then", "else"},
+    "Switch": {"cases", "default"},
+    "ForEach": {"items", "body", "concurrency", "toleratedFailures"},
+    "Try": {"body", "catch", "finally"},
+}
+MAX_CONCURRENCY = 10_000
+MAX_WORKFLOW_TIMEOUT = 366 * 86_400
+_BRANCH_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+_PERCENT = re.compile(r"^(\d{1,3}(\.\d+)?)%$")
 
 
 def validate_definition(raw: Any, registry: NodeRegistry) -> WorkflowDefinition:
@@ -45,13 +74,48 @@ def validate_definition(raw: Any, registry: NodeRegistry) -> WorkflowDefinition:
         raise DefinitionError(
             [DefinitionIssue(None, None, f"definition is {size} bytes; the limit is {MAX_DEFINITION_BYTES}")]
         )
+    root = raw
+    if is_wrapped(raw):
+        _check_workflow_settings(raw, issues)
+        root = raw["root"]
+        if not isinstance(root, dict):
+            raise DefinitionError([DefinitionIssue(None, "root", "must be the root node, a JSON object")])
     checker = _Checker(registry, issues)
-    checker.check_node(raw, depth=1, parent=None)
+    checker.check_node(root, depth=1, parent=None)
     if checker.count > MAX_NODES:
         issues.append(DefinitionIssue(None, None, f"definition has {checker.count} nodes; the limit is {MAX_NODES}"))
     if issues:
         raise DefinitionError(issues)
-    return WorkflowDefinition.from_json(raw)
+    definition = WorkflowDefinition.from_json(raw)
+    issues.extend(check_data_flow(definition))
+    if issues:
+        raise DefinitionError(issues)
+    return definition
+
+
+def _check_workflow_settings(raw: dict[str, Any], issues: list[DefinitionIssue]) -> None:
+    for key in raw.keys() - WORKFLOW_KEYS:
+        issues.append(
+            DefinitionIssue(None, str(key)[:100], f"unknown key; a workflow has {', '.join(sorted(WORKFLOW_KEYS))}")
+        )
+    timeout = raw.get("timeout")
+    if timeout is not None and not _is_number_in(timeout, 0, MAX_WORKFLOW_TIMEOUT):
+        issues.append(
+            DefinitionIssue(None, "timeout", f"must be a number of seconds between 0 and {MAX_WORKFLOW_TIMEOUT}")
+        )
+    schema = raw.get("inputSchema")
+    if schema is not None:
+        if not isinstance(schema, dict | bool):
+            issues.append(DefinitionIssue(None, "inputSchema", "must be a JSON Schema (an object)"))
+            return
+        try:
+            jsonschema.validators.validator_for(schema).check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            issues.append(DefinitionIssue(None, "inputSchema", f"is not a valid JSON Schema: {exc.message}"))
+
+
+def _is_number_in(value: Any, low: float, high: float) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and low < value <= high
 
 
 class _Checker:
@@ -64,11 +128,11 @@ class _Checker:
     def add(self, node_id: str | None, field: str | None, message: str) -> None:
         self.issues.append(DefinitionIssue(node_id, field, message))
 
-    def check_node(self, raw: Any, depth: int, parent: str | None) -> None:
+    def check_node(self, raw: Any, depth: int, parent: str | None, field: str = "children") -> None:
         self.count += 1
         where = f"a child of '{parent}'" if parent else "the root"
         if not isinstance(raw, dict):
-            self.add(parent, "children", f"{where} must be a JSON object, got {type(raw).__name__}")
+            self.add(parent, field, f"{where} must be a JSON object, got {type(raw).__name__}")
             return
         node_id = raw.get("id")
         if not isinstance(node_id, str) or not node_id.strip():
@@ -83,22 +147,35 @@ class _Checker:
         if depth > MAX_DEPTH:
             self.add(node_id, None, f"nesting is deeper than {MAX_DEPTH} levels")
             return
-        for key in raw.keys() - _NODE_KEYS:
-            self.add(node_id, str(key)[:100], f"unknown key; a node has {', '.join(sorted(_NODE_KEYS))}")
         node_type = raw.get("type")
+        control = node_type in CONTROL_TYPES
+        allowed = _COMMON_KEYS | _CONTROL_KEYS[node_type] if control else _LEAF_KEYS
+        for key in raw.keys() - allowed:
+            if control and key == "params":
+                self.add(node_id, "params", f"{node_type} takes no params, only {_describe_keys(node_type)}")
+            elif control and key in ("retry", "timeout"):
+                self.add(node_id, key, f"{node_type} is a control-flow node: set {key} on the steps inside it")
+            elif not control and key == "children":
+                self.add(node_id, "children", f"{node_type} is not a control-flow node and has no children")
+            else:
+                self.add(
+                    node_id,
+                    str(key)[:100],
+                    f"unknown key; a {node_type if control else 'node'} has {', '.join(sorted(allowed))}",
+                )
         if not isinstance(node_type, str):
             self.add(node_id, "type", "missing node type (a string such as 'HitEndpoint')")
             return
-        self.check_common(node_id, raw)
-        if node_type in CONTROL_TYPES:
-            self.check_control(node_id, raw, depth)
-        elif node_type in self.registry:
+        self.check_common(node_id, raw, control)
+        if control:
+            self.check_control(node_id, node_type, raw, depth)
+        elif node_type in self.registry or node_type in ENGINE_PARAMS:
             self.check_params(node_id, node_type, raw)
         else:
-            installed = ", ".join(sorted(set(self.registry) | CONTROL_TYPES))
+            installed = ", ".join(sorted(set(self.registry) | CONTROL_TYPES | ENGINE_TYPES))
             self.add(node_id, "type", f"unknown node type '{node_type[:100]}'; installed: {installed}")
 
-    def check_common(self, node_id: str | None, raw: dict[str, Any]) -> None:
+    def check_common(self, node_id: str | None, raw: dict[str, Any], control: bool) -> None:
         assign_to = raw.get("assignTo")
         if assign_to is not None:
             try:
@@ -106,6 +183,8 @@ class _Checker:
                     raise PathError("cannot assign to the whole state '$'; name a key, e.g. '$.result'")
             except PathError as exc:
                 self.add(node_id, "assignTo", str(exc))
+        if control:
+            return
         retry = raw.get("retry")
         if retry is not None:
             try:
@@ -113,30 +192,99 @@ class _Checker:
             except ValidationError as exc:
                 self.add(node_id, "retry", _pydantic_message(exc))
         timeout = raw.get("timeout")
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 86_400
-        ):
+        if timeout is not None and not _is_number_in(timeout, 0, 86_400):
             self.add(node_id, "timeout", "must be a number of seconds between 0 and 86400")
 
-    def check_control(self, node_id: str | None, raw: dict[str, Any], depth: int) -> None:
-        if raw.get("params"):
-            self.add(node_id, "params", f"{raw['type']} takes no params, only children")
+    def check_control(self, node_id: str | None, node_type: str, raw: dict[str, Any], depth: int) -> None:
+        getattr(self, f"check_{node_type.lower()}")(node_id, raw)
+        for role, child in control_children(raw):
+            self.check_node(child, depth + 1, node_id, _child_field(node_type, role, raw))
+
+    def check_sequence(self, node_id: str | None, raw: dict[str, Any]) -> None:
         children = raw.get("children")
         if not isinstance(children, list) or not children:
             self.add(node_id, "children", "must be a non-empty list of nodes")
+
+    def check_parallel(self, node_id: str | None, raw: dict[str, Any]) -> None:
+        branches = raw.get("branches")
+        if not isinstance(branches, dict) or not branches:
+            self.add(node_id, "branches", "must be a non-empty object of branch name -> node")
+        else:
+            for name in branches:
+                if not _BRANCH_NAME.match(name):
+                    self.add(node_id, f"branches.{name[:100]}", "a branch name is 1-100 letters, digits, '_', '.', '-'")
+        self.check_choice(node_id, raw, "onFailure", ("fail_fast", "wait_all"))
+        self.check_choice(node_id, raw, "mode", ("all", "first"))
+
+    def check_if(self, node_id: str | None, raw: dict[str, Any]) -> None:
+        self.check_condition(node_id, "condition", raw.get("condition"))
+        if raw.get("then") is None:
+            self.add(node_id, "then", "an If needs a 'then' node")
+
+    def check_switch(self, node_id: str | None, raw: dict[str, Any]) -> None:
+        cases = raw.get("cases")
+        if not isinstance(cases, list) or not cases:
+            self.add(node_id, "cases", 'must be a non-empty list of {"condition": ..., "node": ...}')
             return
-        for child in children:
-            self.check_node(child, depth + 1, node_id)
+        for index, case in enumerate(cases):
+            if not isinstance(case, dict) or set(case) != {"condition", "node"}:
+                self.add(node_id, f"cases[{index}]", 'must be {"condition": "<expression>", "node": <node>}')
+                continue
+            self.check_condition(node_id, f"cases[{index}].condition", case["condition"])
+
+    def check_foreach(self, node_id: str | None, raw: dict[str, Any]) -> None:
+        items = raw.get("items")
+        if isinstance(items, dict) and REF_KEY in items:
+            self.check_dynamic(node_id, "items", items, prefix="")
+        elif is_template(items):
+            try:
+                check_expression(items)
+            except TemplateProblem as exc:
+                self.add(
+                    node_id, "items", f"{exc}; write a ref, a list, or one expression such as '{{{{ input.lines }}}}'"
+                )
+        elif not isinstance(items, list):
+            self.add(node_id, "items", "must be a ref, an expression such as '{{ input.lines }}', or a list")
+        elif len(items) > MAX_FOREACH_ITEMS:
+            self.add(node_id, "items", f"has {len(items)} items; the limit is {MAX_FOREACH_ITEMS}")
+        if raw.get("body") is None:
+            self.add(node_id, "body", "a ForEach needs a 'body' node")
+        concurrency = raw.get("concurrency")
+        if concurrency is not None and (
+            isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY
+        ):
+            self.add(node_id, "concurrency", f"must be a whole number from 1 to {MAX_CONCURRENCY}")
+        tolerated = raw.get("toleratedFailures")
+        if tolerated is not None and not _valid_tolerance(tolerated):
+            self.add(node_id, "toleratedFailures", "must be a count (0 or more) or a percentage such as '5%'")
+
+    def check_try(self, node_id: str | None, raw: dict[str, Any]) -> None:
+        if raw.get("body") is None:
+            self.add(node_id, "body", "a Try needs a 'body' node")
+        if raw.get("catch") is None and raw.get("finally") is None:
+            self.add(node_id, "catch", "a Try needs a 'catch' node, a 'finally' node, or both")
+
+    def check_choice(self, node_id: str | None, raw: dict[str, Any], key: str, choices: tuple[str, ...]) -> None:
+        value = raw.get(key)
+        if value is not None and value not in choices:
+            self.add(node_id, key, f"must be one of {', '.join(repr(choice) for choice in choices)}")
+
+    def check_condition(self, node_id: str | None, field: str, condition: Any) -> None:
+        if not isinstance(condition, str) or not condition.strip():
+            self.add(node_id, field, "must be an expression such as 'input.amount > 100'")
+            return
+        try:
+            check_expression(condition)
+        except TemplateProblem as exc:
+            self.add(node_id, field, str(exc))
 
     def check_params(self, node_id: str | None, node_type: str, raw: dict[str, Any]) -> None:
-        if "children" in raw:
-            self.add(node_id, "children", f"{node_type} is not a control-flow node and has no children")
         params = raw.get("params", {})
         if not isinstance(params, dict):
             self.add(node_id, "params", "must be a JSON object")
             return
         dynamic = {key for key, value in params.items() if self.check_dynamic(node_id, key, value)}
-        model = self.registry.node_type(node_type).params
+        model = ENGINE_PARAMS.get(node_type) or self.registry.node_type(node_type).params
         try:
             model.model_validate(params)
         except ValidationError as exc:
@@ -146,7 +294,7 @@ class _Checker:
                     continue  # its value is only known when the step runs; checked then
                 self.add(node_id, f"params.{field}" if field else "params", error["msg"])
 
-    def check_dynamic(self, node_id: str | None, field: str, value: Any) -> bool:
+    def check_dynamic(self, node_id: str | None, field: str, value: Any, prefix: str = "params.") -> bool:
         """Check refs and templates inside a param; True if the param holds any."""
         if isinstance(value, Mapping):
             if SECRET_KEY in value:
@@ -154,29 +302,59 @@ class _Checker:
                 if len(value) != 1 or not isinstance(name, str) or not SECRET_NAME.match(name):
                     self.add(
                         node_id,
-                        f"params.{field}",
+                        f"{prefix}{field}",
                         f'a secret is {{"{SECRET_KEY}": "NAME"}} with NAME in capitals, digits and \'_\'',
                     )
                 return True
             if REF_KEY in value:
-                if len(value) != 1:
-                    self.add(node_id, f"params.{field}", f'a ref is {{"{REF_KEY}": "$.path"}} and nothing else')
+                if not set(value) <= {REF_KEY, REF_DEFAULT_KEY}:
+                    self.add(
+                        node_id,
+                        f"{prefix}{field}",
+                        f'a ref is {{"{REF_KEY}": "$.path"}} with an optional "{REF_DEFAULT_KEY}", and nothing else',
+                    )
                 else:
                     try:
                         parse_path(value[REF_KEY])
                     except PathError as exc:
-                        self.add(node_id, f"params.{field}", str(exc))
+                        self.add(node_id, f"{prefix}{field}", str(exc))
                 return True
-            return any([self.check_dynamic(node_id, f"{field}.{key}", item) for key, item in value.items()])
+            return any([self.check_dynamic(node_id, f"{field}.{key}", item, prefix) for key, item in value.items()])
         if isinstance(value, list):
-            return any([self.check_dynamic(node_id, f"{field}[{i}]", item) for i, item in enumerate(value)])
+            return any([self.check_dynamic(node_id, f"{field}[{i}]", item, prefix) for i, item in enumerate(value)])
         if is_template(value):
             try:
                 check_template(value)
             except TemplateProblem as exc:
-                self.add(node_id, f"params.{field}", str(exc))
+                self.add(node_id, f"{prefix}{field}", str(exc))
             return True
         return False
+
+
+def _child_field(node_type: str, role: str, raw: dict[str, Any]) -> str:
+    """The field of a control node that holds the child with ``role``, for error messages."""
+    if node_type == "Sequence":
+        return "children"
+    if node_type == "Parallel":
+        return f"branches.{role}"
+    if node_type == "Switch" and role == "case":
+        return "cases"
+    return role
+
+
+def _valid_tolerance(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value >= 0
+    if isinstance(value, str):
+        match = _PERCENT.match(value)
+        return match is not None and float(match.group(1)) <= 100
+    return False
+
+
+def _describe_keys(node_type: str) -> str:
+    return ", ".join(f"'{key}'" for key in sorted(_CONTROL_KEYS[node_type]))
 
 
 def _nests_deeper_than(value: Any, limit: int) -> bool:

@@ -17,33 +17,44 @@ async def start_many(service, count: int) -> list[uuid.UUID]:
     return [(await service.start("flow", {"n": n}))[0]["id"] for n in range(count)]
 
 
-def completion(claim: dict, **fields) -> dict:
+def completion(claim: dict, seq: int = 1, **fields) -> dict:
     item = {
+        "seq": seq,
         "id": str(claim["id"]),
         "lease_token": claim["lease_token"],
+        "log_only": False,
         "status": "running",
         "state": None,
-        "done_node": "a",
         "current_node": "b",
         "node_type": "Shout",
+        "node_types": ["Shout"],
         "attempt": 1,
-        "resume": None,
         "run_at": None,
         "run_in": LEASE,
         "keep_lease": True,
+        "signal_seq": 0,
         "error": None,
         "wait_reason": None,
-        "step": {
-            "node_id": "a",
-            "attempt": 1,
-            "status": "completed",
-            "params": {},
-            "output": {"ok": 1},
-            "error": None,
-            "worker_id": "w",
-            "started_at": "2026-01-01T00:00:00+00:00",
-            "finished_at": "2026-01-01T00:00:01+00:00",
-        },
+        "steps": [
+            {
+                "run_key": "a",
+                "node_id": "a",
+                "attempt": 1,
+                "status": "completed",
+                "params": {},
+                "output": {"ok": 1},
+                "error": None,
+                "worker_id": "w",
+                "started_at": "2026-01-01T00:00:00+00:00",
+                "finished_at": "2026-01-01T00:00:01+00:00",
+                "due_at": None,
+                "resume": None,
+                "wait_event": None,
+                "wait_key": None,
+            }
+        ],
+        "runs": [],
+        "deliveries": [],
         "events": [{"kind": "step_completed", "node_id": "a", "data": {}}],
     }
     item.update(fields)
@@ -87,13 +98,13 @@ async def test_a_stale_lease_writes_nothing_and_does_not_block_others(service, s
     before_events = await store.events_since(stale["id"])
     # one batch with a stale row (old token) and a valid one: only the valid one is written
     other = next(r for r in reclaimed if r["id"] == fresh["id"])
-    written = await store.commit_steps([completion(stale, state={"evil": True}), completion(other)])
-    assert written == {fresh["id"]}
+    written = await store.commit_steps([completion(stale, 1, state={"evil": True}), completion(other, 2)])
+    assert written == {2}
     row = await store.get_instance(stale["id"])
-    assert row["done"] == [] and "evil" not in row["state"] and row["lease_owner"] == "new"
+    assert "evil" not in row["state"] and row["lease_owner"] == "new"
     assert await store.list_steps(stale["id"]) == []
     assert await store.events_since(stale["id"]) == before_events
-    assert (await store.get_instance(fresh["id"]))["done"] == ["a"]
+    assert [step["run_key"] for step in await store.list_steps(fresh["id"])] == ["a"]
     assert set(ids) == {stale["id"], fresh["id"]}
 
 

@@ -64,15 +64,15 @@ def test_the_plugin_hook_is_documented_with_its_signature():
 
 
 def test_the_limits_table_matches_the_code():
-    from postgit import service, validation
-    from postgit.engine import executor
+    from postgit import definition, service, validation
+    from postgit.engine import driver, steps
 
     table = README.split("### Limits", 1)[1].split("\n#", 1)[0]
     for megabytes, value in [
         (1, validation.MAX_DEFINITION_BYTES),
         (1, service.MAX_INPUT_BYTES),
-        (1, executor.MAX_OUTPUT_BYTES),
-        (10, executor.MAX_STATE_BYTES),
+        (1, steps.MAX_OUTPUT_BYTES),
+        (10, driver.MAX_STATE_BYTES),
     ]:
         assert value == megabytes * 1_000_000
     for number in (
@@ -80,5 +80,7 @@ def test_the_limits_table_matches_the_code():
         validation.MAX_DEPTH,
         validation.MAX_ID_LENGTH,
         service.MAX_IDEMPOTENCY_KEY_LENGTH,
+        definition.MAX_FOREACH_ITEMS,
+        validation.MAX_CONCURRENCY,
     ):
         assert f"{number:,}" in table, f"{number} is a limit in the code but not in the README's table"

@@ -158,7 +158,7 @@ def test_assign_to_accepts_any_single_location(registry, assign_to):
         ({"count": {"$ref": "$.x[?(@.y)]"}}, "params.count", "position 3"),
         ({"count": {"$ref": "input.count"}}, "params.count", "must start with '$'"),
         ({"count": {"$ref": 7}}, "params.count", "is not a path"),
-        ({"count": {"$ref": "$.a", "default": 1}}, "params.count", 'a ref is {"$ref": "$.path"} and nothing else'),
+        ({"count": {"$ref": "$.a", "fallback": 1}}, "params.count", 'with an optional "default", and nothing else'),
         ({"count": 1, "tags": ["ok", {"$ref": "$.list[1:2]"}]}, "params.tags[1]", "position 6"),
         ({"count": 1, "options": {"k": {"$ref": "$.*"}}}, "params.options.k", "position 1"),
     ],

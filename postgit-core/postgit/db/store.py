@@ -11,7 +11,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, LiteralString
 
@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from postgit.db.ids import uuid7
 from postgit.db.queries import load_queries
+from postgit.db.records import CommitItem
 
 Row = dict[str, Any]
 
@@ -101,13 +102,18 @@ class Store:
         workflow: str,
         version: int,
         state: dict[str, Any],
-        current_node: str,
-        node_type: str,
+        current_node: str | None,
+        node_types: list[str],
         idempotency_key: str | None = None,
+        timeout_seconds: float | None = None,
+        parent_id: uuid.UUID | None = None,
+        parent_run_key: str | None = None,
+        cancel_with_parent: bool = True,
     ) -> tuple[Row, bool]:
         """Start an instance, or return the one started earlier with ``idempotency_key``.
 
-        Returns ``{"id", "status"}`` and whether the instance was created now.
+        ``node_types``: the node types of the runs it starts with (a worker with one of them claims it);
+        ``timeout_seconds``: until its deadline. Returns ``{"id", "status"}`` and whether it was created now.
         """
         params = {
             "id": uuid7(),
@@ -115,8 +121,13 @@ class Store:
             "version": version,
             "state": dumps(state),
             "current_node": current_node,
-            "node_type": node_type,
+            "node_type": node_types[0] if node_types else None,
+            "node_types": node_types,
             "idempotency_key": idempotency_key,
+            "timeout": timeout_seconds,
+            "parent_id": parent_id,
+            "parent_run_key": parent_run_key,
+            "cancel_with_parent": cancel_with_parent,
         }
         row = await self._fetch_one("create_instance", params)
         if row is not None:
@@ -128,8 +139,12 @@ class Store:
                 version=version,
                 state=state,
                 current_node=current_node,
-                node_type=node_type,
+                node_types=node_types,
                 idempotency_key=idempotency_key,
+                timeout_seconds=timeout_seconds,
+                parent_id=parent_id,
+                parent_run_key=parent_run_key,
+                cancel_with_parent=cancel_with_parent,
             )
         return existing, False
 
@@ -147,13 +162,81 @@ class Store:
     async def list_steps(self, instance_id: uuid.UUID) -> list[Row]:
         return await self._fetch_all("list_steps", {"instance_id": instance_id})
 
+    async def latest_attempts(self, instance_id: uuid.UUID) -> list[Row]:
+        """The latest attempt of each leaf run of an instance."""
+        return await self._fetch_all("latest_attempts", {"instance_id": instance_id})
+
+    async def list_runs(self, instance_id: uuid.UUID) -> list[Row]:
+        """The control runs of an instance (decisions and recorded completions)."""
+        return await self._fetch_all("list_runs", {"instance_id": instance_id})
+
+    async def list_children(self, instance_id: uuid.UUID) -> list[Row]:
+        """The instances this instance started, oldest first."""
+        return await self._fetch_all("list_children", {"id": instance_id})
+
     async def events_since(self, instance_id: uuid.UUID, after: int = 0, limit: int = 500) -> list[Row]:
         """An instance's events with an id above ``after``, oldest first."""
         return await self._fetch_all("events_since", {"instance_id": instance_id, "after": after, "limit": limit})
 
     async def cancel_instance(self, instance_id: uuid.UUID) -> bool:
-        """Cancel an unfinished instance; False when it had already finished (or does not exist)."""
+        """Cancel an unfinished instance and its descendants (unless abandoned); False when it had finished."""
         return await self._fetch_one("cancel_instance", {"id": instance_id}) is not None
+
+    async def cancel_children(self, instance_id: uuid.UUID) -> list[uuid.UUID]:
+        """Cancel the unfinished descendants of a finished instance (unless abandoned); their ids."""
+        return [row["id"] for row in await self._fetch_all("cancel_children", {"id": instance_id})]
+
+    # -- events sent to instances ------------------------------------------------------------------------------
+
+    async def send_instance_event(
+        self, instance_id: uuid.UUID, name: str, data: Any, event_id: str | None
+    ) -> Row | None:
+        """Store an event for an instance and wake it.
+
+        Returns ``{"status", "signal_id", "woken"}`` (``signal_id`` None when the event id was used before, or
+        the instance has finished), or None when there is no such instance.
+        """
+        params = {"instance_id": instance_id, "name": name, "data": dumps(data), "event_id": event_id}
+        row = await self._fetch_one("send_instance_event", params)
+        if row is None or row["status"] is None:
+            return None
+        if row["signal_id"] is None and event_id is not None:
+            found = await self._fetch_one("find_instance_event", params)
+            row["duplicate_of"] = found["id"] if found else None
+        return row
+
+    async def send_keyed_event(self, name: str, key: str, data: Any, event_id: str | None) -> Row:
+        """Store an event for every instance waiting on ``name`` and ``key``, then wake those waiting now.
+
+        Returns ``{"signal_id", "woken", "duplicate_of"}``.
+        """
+        params = {"name": name, "key": key, "data": dumps(data), "event_id": event_id}
+        row = await self._fetch_one("send_keyed_event", params)
+        if row is None:
+            found = await self._fetch_one("find_keyed_event", params) if event_id is not None else None
+            return {"signal_id": None, "woken": 0, "duplicate_of": found["id"] if found else None}
+        # only once the event has committed: a wait that begins from now on finds it, one that began before is
+        # found here (see the engine's recheck after a keyed wait is stored)
+        woken = await self._fetch_one("wake_key_waiters", params)
+        return {"signal_id": row["id"], "woken": woken["woken"] if woken else 0, "duplicate_of": None}
+
+    async def wake_instances(self, instance_ids: list[uuid.UUID]) -> int:
+        """Make instances that wait due now, as an event sent to them does; how many were woken."""
+        row = await self._fetch_one("wake_instances", {"ids": instance_ids})
+        return row["woken"] if row else 0
+
+    async def pending_signals(
+        self, instance_id: uuid.UUID, names: Iterable[str], keys: Iterable[tuple[str, str]]
+    ) -> tuple[int, list[Row]]:
+        """The instance's signal_seq and the events it has not taken: sent to it by name, or by (name, key)."""
+        params = {
+            "instance_id": instance_id,
+            "names": sorted(set(names)),
+            "keys": dumps([{"name": name, "key": key} for name, key in sorted(set(keys))]),
+        }
+        row = await self._fetch_one("pending_signals", params)
+        assert row is not None
+        return row["signal_seq"] or 0, row["signals"] or []
 
     # -- leases and steps (workers) ----------------------------------------------------------------------------
 
@@ -166,13 +249,10 @@ class Store:
             {"worker_id": worker_id, "node_types": list(node_types), "limit": limit, "lease_seconds": lease_seconds},
         )
 
-    async def commit_steps(self, batch: list[dict[str, Any]]) -> set[uuid.UUID]:
-        """Write many step outcomes in one transaction; returns the instance ids whose lease still held.
-
-        Each item is a row of the ``commit_steps`` query's ``batch`` record (see ``queries/instances.sql``).
-        """
+    async def commit_steps(self, batch: Sequence[CommitItem]) -> set[int]:
+        """Write many outcomes in one transaction; returns the ``seq`` of each item whose lease still held."""
         rows = await self._fetch_all("commit_steps", {"batch": dumps(batch)})
-        return {row["id"] for row in rows}
+        return {row["seq"] for row in rows if row["seq"] is not None}
 
     async def renew_leases(self, leases: dict[uuid.UUID, int], lease_seconds: float) -> set[uuid.UUID]:
         """Extend the leases in ``leases`` (id -> token); returns the ids still held."""

@@ -1,4 +1,7 @@
 """NOTIFY channel names, in one place."""
 
 WORK_CHANNEL = "postgit_work"
-"""Notified with the node type of an instance that became runnable now (started, or handed back)."""
+"""Notified with the node types (comma-separated) of an instance that became runnable now."""
+
+SIGNAL_CHANNEL = "postgit_signal"
+"""Notified with the id of an instance held by a worker to which an event was sent."""

@@ -8,10 +8,10 @@ written. With plenty of work, one commit carries many steps; with little, a lone
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-import uuid
-from typing import Any
 
+from postgit.db.records import CommitItem
 from postgit.db.store import Store
 
 log = logging.getLogger("postgit.worker")
@@ -28,22 +28,34 @@ class GroupCommitter:
 
     def __init__(self, store: Store):
         self.store = store
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._pending: list[tuple[CommitItem, asyncio.Future[bool]]] = []
         self._ready = asyncio.Event()
         self._closed = False
+        self._seq = itertools.count(1)
 
-    async def submit(self, item: dict[str, Any]) -> bool:
+    async def submit(self, item: CommitItem) -> bool:
         """Queue one outcome; True once it is committed, False when its lease was lost (nothing was written).
 
         Raises:
             CommitUnknown: the write failed, so whether it committed is unknown.
         """
+        future = self._queue(item)
+        return await future if future is not None else False
+
+    def submit_nowait(self, item: CommitItem) -> None:
+        """Queue an item nobody waits for (events only): it is written with the next batch, in order."""
+        future = self._queue(item)
+        if future is not None:
+            future.add_done_callback(_consume)
+
+    def _queue(self, item: CommitItem) -> asyncio.Future[bool] | None:
         if self._closed:
-            return False
+            return None
+        item["seq"] = next(self._seq)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         self._ready.set()
-        return await future
+        return future
 
     async def run(self) -> None:
         """Flush batches until :meth:`close` is called and nothing is left."""
@@ -61,7 +73,7 @@ class GroupCommitter:
         self._closed = True
         self._ready.set()
 
-    async def _flush(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
+    async def _flush(self, batch: list[tuple[CommitItem, asyncio.Future[bool]]]) -> None:
         try:
             written = await self.store.commit_steps([item for item, _ in batch])
         except Exception as exc:
@@ -74,4 +86,9 @@ class GroupCommitter:
             return
         for item, future in batch:
             if not future.done():
-                future.set_result(uuid.UUID(item["id"]) in written)
+                future.set_result(item["seq"] in written)
+
+
+def _consume(future: asyncio.Future[bool]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved, so an unknown outcome of an events-only write is not reported as lost

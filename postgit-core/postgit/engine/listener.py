@@ -4,29 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+import uuid
+from collections.abc import Callable, Collection
 
 from psycopg import AsyncConnection
 
-from postgit.engine.channels import WORK_CHANNEL
+from postgit.engine.channels import SIGNAL_CHANNEL, WORK_CHANNEL
 
 log = logging.getLogger("postgit.worker")
 
 
-async def listen_for_work(conninfo: str, node_types: Collection[str], wakeup: asyncio.Event) -> None:
+async def listen_for_work(
+    conninfo: str,
+    node_types: Collection[str],
+    wakeup: asyncio.Event,
+    on_signal: Callable[[uuid.UUID], None] | None = None,
+) -> None:
     """Set ``wakeup`` whenever work for one of ``node_types`` is announced; reconnect when the connection drops.
 
-    After every (re)connection ``wakeup`` is set too, since notifications sent while disconnected are lost.
+    The payload of a work notification is a comma-separated list of node types, any one of which can run it.
+    ``on_signal`` gets the id of an instance a worker holds to which an event was sent. After every
+    (re)connection ``wakeup`` is set too, since notifications sent while disconnected are lost.
     """
     delay = 0.5
     while True:
         try:
             async with await AsyncConnection.connect(conninfo, autocommit=True) as conn:
                 await conn.execute(f"LISTEN {WORK_CHANNEL}")
+                await conn.execute(f"LISTEN {SIGNAL_CHANNEL}")
                 delay = 0.5
                 wakeup.set()
                 async for notify in conn.notifies():
-                    if notify.payload in node_types:
+                    if notify.channel == SIGNAL_CHANNEL:
+                        if on_signal is not None:
+                            on_signal(uuid.UUID(notify.payload))
+                    elif any(node_type in node_types for node_type in notify.payload.split(",")):
                         wakeup.set()
         except asyncio.CancelledError:
             raise

@@ -21,8 +21,10 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from postgit.db.store import Store
+from postgit.definition import ANY_WORKER
 from postgit.engine.committer import CommitUnknown, GroupCommitter
-from postgit.engine.executor import Executor, HeldInstance
+from postgit.engine.driver import HeldInstance
+from postgit.engine.executor import Executor
 from postgit.engine.listener import listen_for_work
 from postgit.registry import NodeRegistry
 from postgit.settings import WorkerSettings
@@ -41,7 +43,6 @@ class Worker:
         self.registry = registry
         self.settings = settings
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.node_types = frozenset(registry)
         self.committer = GroupCommitter(store)
         self.threads = ThreadPoolExecutor(max_workers=min(32, settings.concurrency), thread_name_prefix="postgit-step")
         self.executor = Executor(
@@ -53,6 +54,8 @@ class Worker:
             threads=self.threads,
             on_timer=self._note_timer,
         )
+        self.node_types = self.executor.node_types
+        self.registered_types = self.node_types - {ANY_WORKER}
         self._held: dict[uuid.UUID, int] = {}
         self._suspects: set[tuple[uuid.UUID, int]] = set()
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -74,13 +77,14 @@ class Worker:
 
     async def run(self) -> None:
         """Register, run until stopped, hand back leases, deregister."""
-        await self.store.register_worker(self.id, self.node_types)
-        log.info("worker %s started with node types %s", self.id, ", ".join(sorted(self.node_types)))
+        await self.store.register_worker(self.id, self.registered_types)
+        log.info("worker %s started with node types %s", self.id, ", ".join(sorted(self.registry)))
         side_tasks = [
             asyncio.create_task(self.committer.run(), name="committer"),
             asyncio.create_task(self._renew_loop(), name="renew"),
             asyncio.create_task(
-                listen_for_work(self.settings.database_url, self.node_types, self._wakeup), name="listener"
+                listen_for_work(self.settings.database_url, self.node_types, self._wakeup, self.executor.poke),
+                name="listener",
             ),
         ]
         claim_loop = asyncio.create_task(self._claim_loop(), name="claim-loop")
@@ -192,7 +196,7 @@ class Worker:
             await asyncio.sleep(interval)
             held = dict(self._held)
             try:
-                await self.store.heartbeat_worker(self.id, self.node_types)
+                await self.store.heartbeat_worker(self.id, self.registered_types)
                 renewed = await self.store.renew_leases(held, self.settings.lease_seconds) if held else set()
                 last_ok = time.monotonic()
             except Exception as exc:

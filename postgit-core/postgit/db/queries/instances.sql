@@ -1,10 +1,12 @@
 -- name: create_instance
--- Start an instance at its first node and wake a worker; nothing when the idempotency key was used before.
+-- Start an instance and wake a worker; nothing when the idempotency key was used before.
 WITH created AS (
-    INSERT INTO postgit.instances (id, workflow, version, status, state, current_node, node_type, run_at,
-                                   idempotency_key)
+    INSERT INTO postgit.instances (id, workflow, version, status, state, current_node, node_type, node_types, run_at,
+                                   idempotency_key, deadline_at, parent_id, parent_run_key, cancel_with_parent)
     VALUES (%(id)s, %(workflow)s, %(version)s, 'pending', %(state)s::jsonb, %(current_node)s, %(node_type)s,
-            now(), %(idempotency_key)s)
+            %(node_types)s::text[], now(), %(idempotency_key)s,
+            now() + make_interval(secs => %(timeout)s::double precision), %(parent_id)s, %(parent_run_key)s,
+            %(cancel_with_parent)s)
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id, status
 ), logged AS (
@@ -12,7 +14,8 @@ WITH created AS (
     SELECT id, 'instance_created', jsonb_build_object('workflow', %(workflow)s::text, 'version', %(version)s::int)
     FROM created
 )
-SELECT id, status, pg_notify('postgit_work', %(node_type)s) IS NOT NULL AS notified FROM created;
+SELECT id, status, pg_notify('postgit_work', array_to_string(%(node_types)s::text[], ',')) IS NOT NULL AS notified
+FROM created;
 
 -- name: get_instance_by_key
 -- The instance started earlier with this idempotency key.
@@ -20,13 +23,14 @@ SELECT id, status FROM postgit.instances WHERE idempotency_key = %(idempotency_k
 
 -- name: get_instance
 -- One instance.
-SELECT id, workflow, version, status, state, done, current_node, node_type, attempt, run_at, lease_owner,
-       lease_expires_at, idempotency_key, error, wait_reason, created_at, updated_at, finished_at
+SELECT id, workflow, version, status, state, current_node, node_type, node_types, attempt, run_at, lease_owner,
+       lease_expires_at, idempotency_key, error, wait_reason, deadline_at, parent_id, parent_run_key,
+       created_at, updated_at, finished_at
 FROM postgit.instances WHERE id = %(id)s;
 
 -- name: list_instances
 -- Instances newest first, optionally filtered by status and workflow, a page at a time.
-SELECT id, workflow, version, status, current_node, node_type, attempt, run_at, error, wait_reason,
+SELECT id, workflow, version, status, current_node, node_type, attempt, run_at, error, wait_reason, parent_id,
        created_at, updated_at, finished_at
 FROM postgit.instances
 WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
@@ -34,12 +38,18 @@ WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
 ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s OFFSET %(offset)s;
 
+-- name: list_children
+-- The instances an instance started (SubWorkflow), oldest first.
+SELECT id, workflow, version, status, parent_run_key, created_at, finished_at
+FROM postgit.instances WHERE parent_id = %(id)s ORDER BY created_at, id;
+
 -- name: claim_instances
--- Lease up to `limit` due instances whose next node type this worker has, skipping rows other workers hold.
+-- Lease up to `limit` due instances that this worker can make progress on (or that are past their deadline),
+-- skipping rows other workers hold; each comes with the latest attempt of every leaf run and its control runs.
 WITH due AS (
     SELECT id FROM postgit.instances
     WHERE status IN ('pending', 'running', 'waiting') AND run_at <= now()
-      AND node_type = ANY(%(node_types)s::text[])
+      AND (node_types && %(node_types)s::text[] OR deadline_at <= now())
     ORDER BY run_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -50,61 +60,111 @@ WITH due AS (
         run_at = now() + make_interval(secs => %(lease_seconds)s),
         wait_reason = NULL, updated_at = now()
     FROM due WHERE i.id = due.id
-    RETURNING i.id, i.workflow, i.version, i.state, i.done, i.current_node, i.attempt, i.resume, i.lease_token
-), logged AS (
-    INSERT INTO postgit.events (instance_id, kind, node_id, data)
-    SELECT id, 'step_started', current_node,
-           CASE WHEN resume IS NULL THEN jsonb_build_object('attempt', attempt)
-                ELSE jsonb_build_object('attempt', attempt, 'resumed', true) END
-    FROM claimed
+    RETURNING i.id, i.workflow, i.version, i.state, i.lease_token, i.deadline_at, i.parent_id, i.signal_seq
 )
-SELECT * FROM claimed;
+SELECT c.*,
+       (SELECT jsonb_agg(s) FROM (
+            SELECT DISTINCT ON (run_key) run_key, attempt, status, output, error, due_at, resume, wait_event, wait_key
+            FROM postgit.steps WHERE instance_id = c.id ORDER BY run_key, attempt DESC) s) AS steps,
+       (SELECT jsonb_agg(r) FROM (
+            SELECT run_key, decision, status, output FROM postgit.runs WHERE instance_id = c.id) r) AS runs
+FROM claimed c;
 
 -- name: commit_steps
--- Write a batch of step outcomes, each fenced by its instance's lease token; returns the ids that were written.
+-- Write a batch of outcomes, each fenced by its instance's lease token; returns the `seq` of each item written.
+-- An item either updates its instance (its status, state and leases) or, `log_only`, only records events. A
+-- finished child instance signals its parent, which wakes up when it waits.
 WITH batch AS (
     SELECT * FROM jsonb_to_recordset(%(batch)s::jsonb) AS b(
-        id uuid, lease_token bigint, status text, state jsonb, done_node text, current_node text, node_type text,
-        attempt int, resume jsonb, run_at timestamptz, run_in double precision, keep_lease boolean,
-        error jsonb, wait_reason text, step jsonb, events jsonb)
+        seq int, id uuid, lease_token bigint, log_only boolean, status text, state jsonb, current_node text,
+        node_type text, node_types text[], attempt int, run_at timestamptz, run_in double precision,
+        keep_lease boolean, signal_seq bigint, error jsonb, wait_reason text, steps jsonb, runs jsonb,
+        deliveries jsonb, events jsonb)
 ), updated AS (
     UPDATE postgit.instances i
     SET status = b.status,
         state = COALESCE(b.state, i.state),
-        done = CASE WHEN b.done_node IS NULL THEN i.done ELSE i.done || b.done_node END,
-        current_node = b.current_node, node_type = b.node_type, attempt = b.attempt, resume = b.resume,
+        current_node = b.current_node, node_type = b.node_type, node_types = b.node_types, attempt = b.attempt,
         -- a kept lease is left as it is (the worker renews it): no indexed column changes, so the update can be
-        -- a HOT update that touches no index
-        run_at = CASE WHEN b.keep_lease THEN i.run_at ELSE COALESCE(b.run_at, now() + make_interval(secs => b.run_in)) END,
+        -- a HOT update that touches no index; an instance parked while an event arrived is due again at once
+        run_at = CASE WHEN b.keep_lease THEN i.run_at
+                      WHEN b.status IN ('completed', 'failed') THEN NULL
+                      WHEN b.status = 'waiting' AND i.signal_seq <> b.signal_seq THEN now()
+                      ELSE COALESCE(b.run_at, now() + make_interval(secs => b.run_in)) END,
         lease_owner = CASE WHEN b.keep_lease THEN i.lease_owner END,
         lease_expires_at = CASE WHEN b.keep_lease THEN i.lease_expires_at END,
         error = b.error, wait_reason = b.wait_reason, updated_at = now(),
         finished_at = CASE WHEN b.status IN ('completed', 'failed') THEN now() END
     FROM batch b
-    WHERE i.id = b.id AND i.lease_token = b.lease_token AND i.status = 'running'
-    RETURNING i.id, i.status, i.node_type
+    WHERE i.id = b.id AND i.lease_token = b.lease_token AND i.status = 'running' AND NOT b.log_only
+    RETURNING i.id, i.status, i.node_types, i.parent_id
+), written AS (
+    SELECT b.seq, b.id FROM batch b JOIN updated u ON u.id = b.id WHERE NOT b.log_only
+    UNION ALL
+    SELECT b.seq, b.id FROM batch b
+    JOIN postgit.instances i ON i.id = b.id AND i.lease_token = b.lease_token AND i.status = 'running'
+    WHERE b.log_only
 ), written_steps AS (
-    INSERT INTO postgit.steps AS s (instance_id, node_id, attempt, status, params, output, error, worker_id,
-                                    started_at, finished_at)
-    SELECT b.id, r.node_id, r.attempt, r.status, r.params, r.output, r.error, r.worker_id, r.started_at,
-           r.finished_at
-    FROM batch b JOIN updated u ON u.id = b.id
-    CROSS JOIN LATERAL jsonb_to_record(b.step) AS r(
-        node_id text, attempt int, status text, params jsonb, output jsonb, error jsonb, worker_id text,
-        started_at timestamptz, finished_at timestamptz)
-    WHERE b.step IS NOT NULL
-    ON CONFLICT (instance_id, node_id, attempt) DO UPDATE
+    INSERT INTO postgit.steps AS s (instance_id, run_key, node_id, attempt, status, params, output, error, worker_id,
+                                    started_at, finished_at, due_at, resume, wait_event, wait_key)
+    SELECT b.id, r.run_key, r.node_id, r.attempt, r.status, r.params, r.output, r.error, r.worker_id, r.started_at,
+           r.finished_at, r.due_at, r.resume, r.wait_event, r.wait_key
+    FROM batch b JOIN written w ON w.seq = b.seq
+    CROSS JOIN LATERAL jsonb_to_recordset(b.steps) AS r(
+        run_key text, node_id text, attempt int, status text, params jsonb, output jsonb, error jsonb,
+        worker_id text, started_at timestamptz, finished_at timestamptz, due_at timestamptz, resume jsonb,
+        wait_event text, wait_key text)
+    WHERE b.steps IS NOT NULL
+    ON CONFLICT (instance_id, run_key, attempt) DO UPDATE
     SET status = excluded.status, params = excluded.params, output = excluded.output, error = excluded.error,
-        worker_id = excluded.worker_id, finished_at = excluded.finished_at
+        worker_id = excluded.worker_id, finished_at = excluded.finished_at, due_at = excluded.due_at,
+        resume = excluded.resume, wait_event = excluded.wait_event, wait_key = excluded.wait_key
+), written_runs AS (
+    INSERT INTO postgit.runs AS r (instance_id, run_key, node_id, decision, status, output)
+    SELECT b.id, c.run_key, c.node_id, c.decision, c.status, c.output
+    FROM batch b JOIN written w ON w.seq = b.seq
+    CROSS JOIN LATERAL jsonb_to_recordset(b.runs) AS c(run_key text, node_id text, decision jsonb, status text,
+                                                       output jsonb)
+    WHERE b.runs IS NOT NULL
+    ON CONFLICT (instance_id, run_key) DO UPDATE
+    SET decision = COALESCE(r.decision, excluded.decision), status = COALESCE(excluded.status, r.status),
+        output = COALESCE(excluded.output, r.output), updated_at = now()
+), delivered AS (
+    INSERT INTO postgit.deliveries (signal_id, instance_id, run_key)
+    SELECT d.signal_id, b.id, d.run_key
+    FROM batch b JOIN written w ON w.seq = b.seq
+    CROSS JOIN LATERAL jsonb_to_recordset(b.deliveries) AS d(signal_id bigint, run_key text)
+    WHERE b.deliveries IS NOT NULL
+    ON CONFLICT DO NOTHING
 ), logged AS (
     INSERT INTO postgit.events (instance_id, kind, node_id, data)
     SELECT b.id, e.kind, e.node_id, COALESCE(e.data, '{}'::jsonb)
-    FROM batch b JOIN updated u ON u.id = b.id
-    CROSS JOIN LATERAL jsonb_to_recordset(b.events) AS e(kind text, node_id text, data jsonb)
+    FROM batch b JOIN written w ON w.seq = b.seq
+    CROSS JOIN LATERAL jsonb_array_elements(b.events) WITH ORDINALITY AS x(event, ord)
+    CROSS JOIN LATERAL jsonb_to_record(x.event) AS e(kind text, node_id text, data jsonb)
+    ORDER BY b.seq, x.ord
+), finished_children AS (
+    SELECT u.id, u.parent_id, u.status FROM updated u
+    WHERE u.parent_id IS NOT NULL AND u.status IN ('completed', 'failed')
+), child_signals AS (
+    INSERT INTO postgit.signals (instance_id, name, key, data)
+    SELECT parent_id, 'postgit.child', id::text, jsonb_build_object('status', status) FROM finished_children
+), woken_parents AS (
+    -- always locks the parent's row, so a worker parking the parent at the same time sees the signal
+    UPDATE postgit.instances p
+    SET signal_seq = p.signal_seq + 1, run_at = CASE WHEN p.status = 'waiting' THEN now() ELSE p.run_at END
+    FROM finished_children f WHERE p.id = f.parent_id AND p.status IN ('pending', 'running', 'waiting')
+    RETURNING p.id, p.status, p.node_types
 )
 -- an instance handed back for another worker (its next node type is not this worker's) wakes the others
-SELECT id, (CASE WHEN status = 'pending' THEN pg_notify('postgit_work', node_type) END) IS NOT NULL AS notified
-FROM updated;
+SELECT w.seq, (CASE WHEN u.status = 'pending' THEN pg_notify('postgit_work', array_to_string(u.node_types, ','))
+              END) IS NOT NULL AS notified
+FROM written w LEFT JOIN updated u ON u.id = w.id
+UNION ALL
+SELECT NULL, pg_notify(CASE WHEN p.status = 'running' THEN 'postgit_signal' ELSE 'postgit_work' END,
+                       CASE WHEN p.status = 'running' THEN p.id::text ELSE array_to_string(p.node_types, ',') END)
+             IS NOT NULL
+FROM woken_parents p;
 
 -- name: renew_leases
 -- Extend the leases this worker still holds; returns the ids whose lease was renewed.
@@ -122,24 +182,66 @@ WITH released AS (
     SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, run_at = now(), updated_at = now()
     FROM jsonb_to_recordset(%(leases)s::jsonb) AS l(id uuid, lease_token bigint)
     WHERE i.id = l.id AND i.lease_token = l.lease_token AND i.status = 'running'
-    RETURNING i.id, i.node_type
+    RETURNING i.id, i.node_types
 )
-SELECT id, pg_notify('postgit_work', node_type) IS NOT NULL AS notified FROM released;
+SELECT id, pg_notify('postgit_work', array_to_string(node_types, ',')) IS NOT NULL AS notified FROM released;
 
 -- name: cancel_instance
--- Cancel an unfinished instance; bumping the lease token fences off a worker still running its step.
-WITH cancelled AS (
-    UPDATE postgit.instances
+-- Cancel an unfinished instance and, unless they were started to be abandoned, its unfinished descendants;
+-- bumping each lease token fences off a worker still running a step. A cancelled child signals its parent.
+WITH RECURSIVE tree AS (
+    SELECT id FROM postgit.instances WHERE id = %(id)s
+    UNION
+    SELECT c.id FROM postgit.instances c JOIN tree t ON c.parent_id = t.id
+    WHERE c.cancel_with_parent AND c.status IN ('pending', 'running', 'waiting')
+), cancelled AS (
+    UPDATE postgit.instances i
     SET status = 'cancelled', run_at = NULL, lease_owner = NULL, lease_expires_at = NULL,
         lease_token = lease_token + 1, updated_at = now(), finished_at = now()
-    WHERE id = %(id)s AND status IN ('pending', 'running', 'waiting')
-    RETURNING id, status
+    FROM tree WHERE i.id = tree.id AND i.status IN ('pending', 'running', 'waiting')
+    RETURNING i.id, i.status, i.parent_id
 ), logged AS (
     INSERT INTO postgit.events (instance_id, kind) SELECT id, 'instance_cancelled' FROM cancelled
+), parent_signal AS (
+    INSERT INTO postgit.signals (instance_id, name, key, data)
+    SELECT parent_id, 'postgit.child', id::text, '{"status": "cancelled"}'::jsonb FROM cancelled
+    WHERE parent_id IS NOT NULL AND id = %(id)s
+), woken_parent AS (
+    UPDATE postgit.instances p
+    SET signal_seq = p.signal_seq + 1, run_at = CASE WHEN p.status = 'waiting' THEN now() ELSE p.run_at END
+    FROM cancelled c WHERE c.id = %(id)s AND p.id = c.parent_id AND p.status IN ('pending', 'running', 'waiting')
+    RETURNING p.id, p.status, p.node_types
 )
-SELECT id, status FROM cancelled;
+SELECT c.id, c.status,
+       (SELECT count(*) FROM woken_parent p
+        WHERE pg_notify(CASE WHEN p.status = 'running' THEN 'postgit_signal' ELSE 'postgit_work' END,
+                        CASE WHEN p.status = 'running' THEN p.id::text
+                             ELSE array_to_string(p.node_types, ',') END) IS NOT NULL) AS woken
+FROM cancelled c WHERE c.id = %(id)s;
+
+-- name: cancel_children
+-- Cancel the unfinished descendants of a finished instance that were not started to be abandoned.
+WITH RECURSIVE tree AS (
+    SELECT id FROM postgit.instances WHERE parent_id = %(id)s AND cancel_with_parent
+      AND status IN ('pending', 'running', 'waiting')
+    UNION
+    SELECT c.id FROM postgit.instances c JOIN tree t ON c.parent_id = t.id
+    WHERE c.cancel_with_parent AND c.status IN ('pending', 'running', 'waiting')
+), cancelled AS (
+    UPDATE postgit.instances i
+    SET status = 'cancelled', run_at = NULL, lease_owner = NULL, lease_expires_at = NULL,
+        lease_token = lease_token + 1, updated_at = now(), finished_at = now()
+    FROM tree WHERE i.id = tree.id AND i.status IN ('pending', 'running', 'waiting')
+    RETURNING i.id
+), logged AS (
+    INSERT INTO postgit.events (instance_id, kind, data)
+    SELECT id, 'instance_cancelled', '{"reason": "its parent ended"}'::jsonb FROM cancelled
+)
+SELECT id FROM cancelled;
 
 -- name: next_run_at
--- When the earliest active instance this worker could run is due.
-SELECT min(run_at) AS run_at FROM postgit.instances
-WHERE status IN ('pending', 'running', 'waiting') AND node_type = ANY(%(node_types)s::text[]);
+-- When the earliest active instance this worker could claim is due (by its node types, or by its deadline).
+SELECT min(CASE WHEN node_types && %(node_types)s::text[] THEN run_at ELSE greatest(run_at, deadline_at) END)
+       AS run_at
+FROM postgit.instances
+WHERE status IN ('pending', 'running', 'waiting') AND (node_types && %(node_types)s::text[] OR deadline_at IS NOT NULL);

@@ -1,4 +1,14 @@
 -- name: list_steps
 -- Every recorded attempt of every step of an instance, in the order they started.
-SELECT node_id, attempt, status, params, output, error, worker_id, started_at, finished_at
-FROM postgit.steps WHERE instance_id = %(instance_id)s ORDER BY started_at, attempt;
+SELECT run_key, node_id, attempt, status, params, output, error, worker_id, started_at, finished_at, due_at,
+       wait_event, wait_key
+FROM postgit.steps WHERE instance_id = %(instance_id)s ORDER BY started_at, run_key, attempt;
+
+-- name: latest_attempts
+-- The latest attempt of each leaf run of an instance: what the decider reads.
+SELECT DISTINCT ON (run_key) run_key, attempt, status, output, error, due_at, resume, wait_event, wait_key
+FROM postgit.steps WHERE instance_id = %(instance_id)s ORDER BY run_key, attempt DESC;
+
+-- name: list_runs
+-- The control runs of an instance: decisions and recorded completions.
+SELECT run_key, node_id, decision, status, output FROM postgit.runs WHERE instance_id = %(instance_id)s;

@@ -1,0 +1,85 @@
+"""The rows a worker writes in one group commit, typed.
+
+Their keys are the columns of the ``commit_steps`` query's record definitions (``queries/instances.sql``);
+``tests/unit/test_sql_queries.py`` checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+
+class StepRow(TypedDict):
+    """One attempt of a leaf run (a row of ``steps``, inserted or, for a resumed attempt, updated)."""
+
+    run_key: str
+    node_id: str
+    attempt: int
+    status: str
+    params: Any
+    output: Any
+    error: dict[str, Any] | None
+    worker_id: str
+    started_at: str
+    finished_at: str | None
+    due_at: str | None
+    resume: dict[str, Any] | None
+    wait_event: str | None
+    wait_key: str | None
+
+
+class RunRow(TypedDict):
+    """A control run's decision, or its completion (a row of ``runs``)."""
+
+    run_key: str
+    node_id: str
+    decision: Any
+    status: str | None
+    output: Any
+
+
+class DeliveryRow(TypedDict):
+    """A signal taken by a run."""
+
+    signal_id: int
+    run_key: str
+
+
+class EventRow(TypedDict):
+    """An entry of the instance's activity log (a row of ``events``)."""
+
+    kind: str
+    node_id: str | None
+    data: dict[str, Any]
+
+
+class CommitItem(TypedDict):
+    """What one write does to one instance, fenced by its lease token.
+
+    With ``log_only`` only ``events`` are written (while the lease holds). Otherwise the instance row takes
+    ``status`` and the rest; ``state`` None leaves the state as it is; ``keep_lease`` keeps the lease (the worker
+    goes on with the instance); ``run_at`` (an ISO time) or ``run_in`` (seconds from now) says when a released
+    instance is due; ``signal_seq`` is the last one the worker has seen, so an instance parked while an event
+    arrived is due at once.
+    """
+
+    seq: int
+    id: str
+    lease_token: int
+    log_only: bool
+    status: str
+    state: dict[str, Any] | None
+    current_node: str | None
+    node_type: str | None
+    node_types: list[str]
+    attempt: int
+    run_at: str | None
+    run_in: float | None
+    keep_lease: bool
+    signal_seq: int
+    error: dict[str, Any] | None
+    wait_reason: str | None
+    steps: list[StepRow]
+    runs: list[RunRow]
+    deliveries: list[DeliveryRow]
+    events: list[EventRow]

@@ -1,0 +1,434 @@
+"""InstanceDriver: runs one claimed instance while the worker holds its lease.
+
+The loop: ask the decider what should run, start those runs (concurrently: parallel branches, loop items),
+and whenever some finish, apply their results, decide again, and write everything in one fenced item (the
+step rows, the decisions, the state, the events) before starting what the new decision makes ready. Nothing
+that depends on a result starts before that result has committed. When nothing this worker can run is left,
+the instance is parked: ``waiting`` until its earliest timer (or an event), or ``pending`` for a worker with
+the node types it lacks. A lost lease stops the loop; the driver's runs are cancelled and nothing more is
+written for the instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from postgit.db.records import CommitItem, EventRow, RunRow, StepRow
+from postgit.decider import Decider, Plan, ReadyRun
+from postgit.definition import ANY_WORKER, WorkflowDefinition
+from postgit.engine.steps import StepResult, failed
+from postgit.engine.waits import CHILD_EVENT
+from postgit.outcomes import FatalError
+from postgit.paths import PathError, parse_path
+from postgit.runs import ControlRecord, RunView
+
+if TYPE_CHECKING:
+    from postgit.engine.executor import Executor
+
+log = logging.getLogger("postgit.worker")
+
+MAX_STATE_BYTES = 10_000_000
+NO_DUE_TIME = "9999-12-31T00:00:00+00:00"
+"""``run_at`` of an instance that waits only for events: far enough never to come due."""
+
+
+@dataclass
+class HeldInstance:
+    """An instance this worker holds a lease on, as the claim returned it."""
+
+    id: uuid.UUID
+    lease_token: int
+    workflow: str
+    version: int
+    state: dict[str, Any]
+    deadline_at: datetime | None = None
+    parent_id: uuid.UUID | None = None
+    signal_seq: int = 0
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_claim(cls, row: dict[str, Any]) -> HeldInstance:
+        return cls(
+            id=row["id"],
+            lease_token=row["lease_token"],
+            workflow=row["workflow"],
+            version=row["version"],
+            state=row["state"],
+            deadline_at=row.get("deadline_at"),
+            parent_id=row.get("parent_id"),
+            signal_seq=row.get("signal_seq") or 0,
+            steps=row.get("steps") or [],
+            runs=row.get("runs") or [],
+        )
+
+
+class InstanceDriver:
+    """Drives one held instance; see the module docstring."""
+
+    def __init__(self, engine: Executor, held: HeldInstance, definition: WorkflowDefinition):
+        self.engine = engine
+        self.held = held
+        self.definition = definition
+        self.view = RunView.from_rows(held.state, held.steps, held.runs)
+        self.decider = Decider(definition)
+        self.signal_seq = held.signal_seq
+        self.tasks: dict[str, asyncio.Task[StepResult]] = {}
+        self.finished: list[StepResult] = []
+        self.failure: BaseException | None = None
+        self.wakeup = asyncio.Event()
+        self.check_events = True  # the instance may have been woken by an event
+        self.taken: set[int] = set()
+        # what the next write carries besides step results
+        self.runs_to_record: dict[str, RunRow] = {}
+        self.state_dirty = False
+        self.events: list[EventRow] = []
+
+    def poke(self) -> None:
+        """An event was sent to the instance: look for it."""
+        self.check_events = True
+        self.wakeup.set()
+
+    async def run(self) -> None:
+        """Drive the instance until it is parked, finished, or its lease is lost."""
+        try:
+            await self._drive()
+        finally:
+            await self._cancel_all()
+
+    # -- the loop ----------------------------------------------------------------------------------------------
+
+    async def _drive(self) -> None:
+        while True:
+            if self.failure is not None:
+                raise self.failure
+            now = datetime.now(UTC)
+            results = [self._apply(result) for result in self._take_finished()]
+            if self.held.deadline_at is not None and now >= self.held.deadline_at:
+                await self._time_out(results)
+                return
+            plan = self._decide(now)
+            if self.check_events:
+                self.check_events = False
+                found = await self._check_waits(plan)
+                if found:
+                    results.extend(self._apply(result) for result in found)
+                    plan = self._decide(now)
+            if plan.outcome is not None:
+                await self._finish(plan, results)
+                return
+            self._cancel_unwanted(plan)
+            to_start = [run for run in plan.ready if run.key not in self.tasks and self.engine.can_run(run.node.type)]
+            if not to_start and not self.tasks:
+                await self._park(plan, results)
+                return
+            self.events.extend(_started_event(run) for run in to_start)
+            if results or self.runs_to_record or self.state_dirty:
+                if not await self._commit(self._item(plan, results, "running")):
+                    return
+            elif self.events:
+                self.engine.committer.submit_nowait(self._log_item())
+                self.events = []
+            if len(to_start) == 1 and not self.tasks and not plan.waiting and self.held.deadline_at is None:
+                # nothing else can happen meanwhile: run it here, without a task of its own
+                self.finished.append(await self._execute(to_start[0]))
+                continue
+            for run in to_start:
+                self._start(run)
+            await self._wait(plan, now)
+
+    def _decide(self, now: datetime) -> Plan:
+        plan = self.decider.decide(self.view, now)
+        for key, decision in plan.decisions.items():
+            self.runs_to_record[key] = {
+                "run_key": key,
+                "node_id": plan.run_nodes[key],
+                "decision": decision,
+                "status": None,
+                "output": None,
+            }
+            self.view.controls[key] = ControlRecord(key, decision=decision)
+        for key, output in plan.completions.items():
+            row = self.runs_to_record.setdefault(
+                key, {"run_key": key, "node_id": plan.run_nodes[key], "decision": None, "status": None, "output": None}
+            )
+            row.update(status="completed", output=output)
+            previous = self.view.controls.get(key)
+            self.view.controls[key] = ControlRecord(key, previous.decision if previous else None, True, output)
+        if plan.state is not self.view.state:
+            self.view.state = plan.state
+            self.state_dirty = True
+        return plan
+
+    async def _check_waits(self, plan: Plan) -> list[StepResult]:
+        waits = [wait for wait in plan.waiting if wait.event is not None]
+        if not waits:
+            return []
+        self.signal_seq, found = await self.engine.waits.check_waits(self.held.id, waits, self.view.leaves, self.taken)
+        return found
+
+    def _apply(self, result: StepResult) -> StepResult:
+        """Apply a finished attempt to the view (and the state); returns it, or the failure it turned into."""
+        result = result.redacted()
+        node = result.run.node
+        if result.status == "completed" and node.assign_to and not result.run.scope.in_loop:
+            try:
+                state = parse_path(node.assign_to).write(self.view.state, result.output)
+                size = len(json.dumps(state))
+                if size > MAX_STATE_BYTES:
+                    raise ValueError(f"state would grow to {size} bytes; the limit is {MAX_STATE_BYTES}")
+            except (PathError, ValueError) as exc:
+                message = f"field 'assignTo': {exc}" if isinstance(exc, PathError) else str(exc)
+                result = failed(result.run, result.started_at, FatalError(message), params=result.params)
+            else:
+                self.view.state = state
+                self.state_dirty = True
+        self.view.leaves[result.key] = result.record()
+        self.events.append(_result_event(result))
+        if result.status == "failed" and result.due_at is None:
+            log.warning(
+                "instance %s: run '%s' failed: %s", self.held.id, result.key, (result.error or {}).get("message")
+            )
+        return result
+
+    def _cancel_unwanted(self, plan: Plan) -> None:
+        """Cancel runs the decision no longer wants (a failed sibling, a winner elsewhere, a finished loop)."""
+        wanted = {run.key for run in plan.ready}
+        for key in [key for key in self.tasks if key not in wanted]:
+            task = self.tasks.pop(key)
+            task.cancel()
+            node_id = _node_of(task)
+            self.events.append({"kind": "step_cancelled", "node_id": node_id, "data": _run_data(key, node_id)})
+
+    # -- running steps -----------------------------------------------------------------------------------------
+
+    def _start(self, run: ReadyRun) -> None:
+        task = asyncio.create_task(self._execute(run), name=f"run-{self.held.id}-{run.key}")
+        task.postgit_node_id = run.node.id  # type: ignore[attr-defined]
+        self.tasks[run.key] = task
+        task.add_done_callback(lambda done, key=run.key: self._on_done(key, done))
+
+    def _on_done(self, key: str, task: asyncio.Task[StepResult]) -> None:
+        if self.tasks.get(key) is not task:
+            return  # cancelled by a decision: its result is discarded
+        del self.tasks[key]
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            self.failure = task.exception()
+        else:
+            self.finished.append(task.result())
+        self.wakeup.set()
+
+    async def _execute(self, run: ReadyRun) -> StepResult:
+        variables = run.scope.variables(self.view.state)
+        if run.node.is_engine_leaf:
+            return await self.engine.waits.run(run, self.held.id, variables, self.taken)
+        return await self.engine.steps.run(run, str(self.held.id), variables)
+
+    def _take_finished(self) -> list[StepResult]:
+        finished, self.finished = self.finished, []
+        return finished
+
+    async def _wait(self, plan: Plan, now: datetime) -> None:
+        if self.finished or self.check_events or self.failure is not None:
+            return
+        dues = [wait.due_at for wait in plan.waiting if wait.due_at is not None]
+        if self.held.deadline_at is not None:
+            dues.append(self.held.deadline_at)
+        timeout = max(0.0, (min(dues) - now).total_seconds()) if dues else None
+        self.wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wakeup.wait(), timeout)
+
+    async def _cancel_all(self) -> None:
+        tasks = list(self.tasks.values())
+        self.tasks.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- writing -----------------------------------------------------------------------------------------------
+
+    async def _commit(self, item: CommitItem) -> bool:
+        written = await self.engine.committer.submit(item)
+        if not written:
+            log.warning("instance %s: lease lost; nothing more is written", self.held.id)
+            return False
+        self.runs_to_record = {}
+        self.state_dirty = False
+        self.events = []
+        if any(step["wait_key"] is not None and step["status"] == "suspended" for step in item["steps"]):
+            self.check_events = True  # an event sent by key while the wait was being stored: look once more
+        return True
+
+    async def _park(self, plan: Plan, results: list[StepResult]) -> None:
+        """Nothing this worker can run is left: hand the instance back, waiting or for another worker."""
+        blocked = [run for run in plan.ready if not self.engine.can_run(run.node.type)]
+        node_types = sorted({run.node.type for run in blocked} | {wait.node.type for wait in plan.waiting})
+        reasons = [
+            f"node '{run.node.id}'{_run_suffix(run.key, run.node.id)} needs a worker with node type '{run.node.type}'"
+            for run in blocked
+        ]
+        reasons += [
+            f"node '{wait.node.id}'{_run_suffix(wait.key, wait.node.id)} {wait.reason}" for wait in plan.waiting
+        ]
+        fields: dict[str, Any] = {"node_types": node_types or [ANY_WORKER], "wait_reason": "; ".join(reasons)[:2000]}
+        if blocked:
+            fields.update(status="pending", run_in=0.0)
+        else:
+            dues = [wait.due_at for wait in plan.waiting if wait.due_at is not None]
+            if self.held.deadline_at is not None:
+                dues.append(self.held.deadline_at)
+            fields.update(status="waiting", run_at=min(dues).isoformat() if dues else NO_DUE_TIME)
+        item = self._item(plan, results, **fields)
+        new_keyed_waits = [
+            (step["wait_event"], step["wait_key"])
+            for step in item["steps"]
+            if step["status"] == "suspended" and step["wait_key"] is not None and step["wait_event"] != CHILD_EVENT
+        ]
+        if not await self._commit(item):
+            return
+        if dues := [wait.due_at for wait in plan.waiting if wait.due_at is not None]:
+            self.engine.note_timer(min(dues).timestamp())
+        if new_keyed_waits and await self.engine.waits.keyed_events_waiting(self.held.id, new_keyed_waits):
+            await self.engine.store.wake_instances([self.held.id])  # an event by key came while it was stored
+
+    async def _finish(self, plan: Plan, results: list[StepResult]) -> None:
+        await self._cancel_all()
+        assert plan.outcome is not None
+        if plan.outcome.kind == "done":
+            self.events.append({"kind": "instance_completed", "node_id": None, "data": {}})
+            item = self._item(plan, results, "completed", node_types=[])
+        else:
+            error = plan.outcome.value
+            node_id = error.get("node_id") if isinstance(error, dict) else None
+            self.events.append({"kind": "instance_failed", "node_id": node_id, "data": {"error": error}})
+            item = self._item(plan, results, "failed", node_types=[], error=error)
+            log.warning("instance %s failed: %s", self.held.id, error.get("message") if error else error)
+        if await self._commit(item) and item["status"] == "failed":
+            await self._cancel_children()
+
+    async def _time_out(self, results: list[StepResult]) -> None:
+        await self._cancel_all()
+        deadline = self.held.deadline_at
+        assert deadline is not None
+        timeout = self.definition.timeout
+        error = {
+            "message": f"the instance ran past its deadline ({deadline.isoformat()}; the workflow's timeout is "
+            f"{timeout:g}s)"
+            if timeout
+            else f"the instance ran past its deadline ({deadline.isoformat()})",
+            "type": "InstanceTimeout",
+            "node_id": None,
+        }
+        self.events.append({"kind": "instance_failed", "node_id": None, "data": {"error": error}})
+        plan = Plan(state=self.view.state)
+        if await self._commit(self._item(plan, results, "failed", node_types=[], error=error)):
+            await self._cancel_children()
+
+    async def _cancel_children(self) -> None:
+        try:
+            await self.engine.store.cancel_children(self.held.id)
+        except Exception as exc:
+            log.warning("instance %s: cancelling its child instances failed (%s)", self.held.id, exc)
+
+    def _item(self, plan: Plan, results: list[StepResult], status: str, **fields: Any) -> CommitItem:
+        first = plan.ready[0] if plan.ready else None
+        waiting = plan.waiting[0] if plan.waiting else None
+        node = first.node if first else waiting.node if waiting else None
+        item: CommitItem = {
+            "seq": 0,
+            "id": str(self.held.id),
+            "lease_token": self.held.lease_token,
+            "log_only": False,
+            "status": status,
+            "state": self.view.state if self.state_dirty else None,
+            "current_node": node.id if node else None,
+            "node_type": node.type if node else None,
+            "node_types": sorted({run.node.type for run in plan.ready}),
+            "attempt": first.attempt if first else 1,
+            "run_at": None,
+            "run_in": self.engine.lease_seconds,
+            "keep_lease": status == "running",
+            "signal_seq": self.signal_seq,
+            "error": None,
+            "wait_reason": None,
+            "steps": [self._step_row(result) for result in results],
+            "runs": list(self.runs_to_record.values()),
+            "deliveries": [
+                {"signal_id": signal_id, "run_key": result.key} for result in results for signal_id in result.deliveries
+            ],
+            "events": self.events,
+        }
+        item.update(fields)  # type: ignore[typeddict-item]
+        return item
+
+    def _log_item(self) -> CommitItem:
+        item = self._item(Plan(state=self.view.state), [], "running")
+        item["log_only"] = True
+        return item
+
+    def _step_row(self, result: StepResult) -> StepRow:
+        return {
+            "run_key": result.key,
+            "node_id": result.run.node.id,
+            "attempt": result.attempt,
+            "status": result.status,
+            "params": result.params,
+            "output": result.output if result.status == "completed" else None,
+            "error": result.error,
+            "worker_id": self.engine.worker_id,
+            "started_at": result.started_at.isoformat(),
+            "finished_at": result.finished_at.isoformat() if result.finished_at else None,
+            "due_at": result.due_at.isoformat() if result.due_at else None,
+            "resume": result.resume,
+            "wait_event": result.wait_event,
+            "wait_key": result.wait_key,
+        }
+
+
+def _node_of(task: asyncio.Task[Any]) -> str:
+    return getattr(task, "postgit_node_id", "")
+
+
+def _run_data(key: str, node_id: str, **data: Any) -> dict[str, Any]:
+    if key != node_id:
+        data["run"] = key
+    return data
+
+
+def _run_suffix(key: str, node_id: str) -> str:
+    return f" (run '{key}')" if key != node_id else ""
+
+
+def _started_event(run: ReadyRun) -> EventRow:
+    data = _run_data(run.key, run.node.id, attempt=run.attempt)
+    if run.record is not None and run.record.status == "suspended":
+        data["resumed"] = True
+    return {"kind": "step_started", "node_id": run.node.id, "data": data}
+
+
+def _result_event(result: StepResult) -> EventRow:
+    node_id = result.run.node.id
+    data = _run_data(result.key, node_id, attempt=result.attempt)
+    if result.status == "completed":
+        return {"kind": "step_completed", "node_id": node_id, "data": data}
+    if result.status == "failed":
+        data["error"] = result.error
+        if result.due_at is not None:
+            data["retry_in"] = round(max(0.0, (result.due_at - datetime.now(UTC)).total_seconds()), 3)
+        return {"kind": "step_failed", "node_id": node_id, "data": data}
+    if result.wait_event is not None:
+        data.update(event=result.wait_event, key=result.wait_key)
+    if result.due_at is not None:
+        data["until"] = result.due_at.isoformat()
+    return {"kind": "step_suspended", "node_id": node_id, "data": data}

@@ -1,0 +1,51 @@
+"""The params of the leaf node types the engine runs itself: ``WaitForEvent`` and ``SubWorkflow``.
+
+They are checked at deploy time like a plugin's params; the engine's executor runs them (they wait on other
+instances and on events sent to the API, which no plugin could see).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EVENT_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,199}$"
+"""An event's name: 1-200 letters, digits and ``_ . : / -``."""
+
+MAX_WAIT_SECONDS = 366 * 86_400
+
+
+class WaitForEventParams(BaseModel):
+    """Wait until an event named ``event`` is sent to the instance, or to every instance waiting on ``key``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: str = Field(pattern=EVENT_NAME_PATTERN, description="The event's name")
+    key: str | None = Field(
+        default=None, min_length=1, max_length=200, description="A correlation key, usually a template"
+    )
+    timeout: float | None = Field(default=None, gt=0, le=MAX_WAIT_SECONDS, description="Seconds to wait at most")
+
+
+class SubWorkflowParams(BaseModel):
+    """Start one child instance of ``workflow`` and, unless ``wait`` is false, wait for it to finish."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", description="The child's workflow")
+    input: Any = Field(default=None, description="The child's input")
+    version: int | None = Field(default=None, ge=1, le=2**31 - 1, description="Its version; default latest")
+    wait: bool = Field(default=True, description="Wait for the child and output its final state")
+    on_parent_cancel: Literal["cancel", "abandon"] = Field(
+        default="cancel", description="What happens to the child when the parent is cancelled or fails"
+    )
+
+
+ENGINE_PARAMS: dict[str, type[BaseModel]] = {"WaitForEvent": WaitForEventParams, "SubWorkflow": SubWorkflowParams}
+"""The params model of each engine leaf type."""
+
+ENGINE_DESCRIPTIONS = {
+    "WaitForEvent": "Wait for an event sent to the instance (or to a correlation key), with an optional timeout",
+    "SubWorkflow": "Start a child instance of another workflow and wait for its final state",
+}
