@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from postgit_cli import __version__, output
-from postgit_cli.commands import deploy, dev, instances, outbox, plugins, processes, run, status, workflows
+from postgit_cli.commands import deploy, dev, events, instances, outbox, plugins, processes, run, status, workflows
 from postgit_cli.errors import CliError
 
 app = typer.Typer(
@@ -47,6 +47,7 @@ app.add_typer(workflows.app, name="wf")
 app.add_typer(instances.app, name="i")
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(outbox.app, name="outbox")
+app.add_typer(events.app, name="event")
 app.command("server", context_settings=processes.PASSTHROUGH)(processes.server)
 app.command("worker", context_settings=processes.PASSTHROUGH)(processes.worker)
 app.command("dev")(dev.dev)

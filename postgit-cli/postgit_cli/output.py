@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.json import JSON
 from rich.table import Table
 from rich.text import Text
+from rich.tree import Tree
 
 NON_TERMINAL_WIDTH = 200
 """Width used when stdout is a pipe or a file, so tables are not squeezed to 80 columns."""
@@ -153,6 +155,16 @@ def print_started(result: dict[str, Any]) -> None:
     stdout().print(Text(str(result["id"])), soft_wrap=True)
 
 
+def print_event_sent(result: dict[str, Any], key: str | None) -> None:
+    """``Sent event N`` (or that it had been sent before), and for a keyed event how many waiting instances woke."""
+    if result.get("duplicate"):
+        _line(f"Event {result.get('signal_id')} was sent before with this event id; not sent again")
+    elif key is not None:
+        _line(f"Sent event {result.get('signal_id')}; woke {result.get('woken') or 0} waiting instance(s)")
+    else:
+        _line(f"Sent event {result.get('signal_id')}")
+
+
 def print_cancelled(result: dict[str, Any]) -> None:
     """``Cancelled ID``."""
     _line("Cancelled ", Text(str(result.get("id", ""))))
@@ -246,39 +258,111 @@ def print_outbox(rows: list[dict[str, Any]]) -> None:
 # -- one instance ------------------------------------------------------------------------------------------------
 
 
+MAX_STEPS_SHOWN = 50
+"""``pst status`` lists the latest attempts only, beyond this many (``--json`` has them all)."""
+
+
 def print_instance(row: dict[str, Any]) -> None:
-    """``pst status``: the instance's header, its state and its steps."""
+    """``pst status``: the header, the tree of runs, the active branches, the state, children and steps."""
     header = Table.grid(padding=(0, 2))
     header.add_column(style="bold")
     header.add_column()
     header.add_row("Instance", _cell(row.get("id")))
     header.add_row("Workflow", _cell(f"{row.get('workflow')}@{row.get('version')}"))
     header.add_row("Status", status_text(row.get("status")))
-    if row.get("current_node"):
+    if row.get("parent_id"):
+        header.add_row("Parent", _cell(f"{row['parent_id']} (run {row.get('parent_run_key')})"))
+    if row.get("current_node") and row.get("status") in ("pending", "running", "waiting"):
         node = f"{row['current_node']} ({row.get('node_type')}), attempt {row.get('attempt') or 1}"
         header.add_row("Node", _cell(node))
     if row.get("wait_reason"):
         header.add_row("Waiting", _cell(row["wait_reason"]))
     if row.get("error"):
         header.add_row("Error", Text(error_message(row["error"]), style="red"))
+    if row.get("deadline_at") and row.get("status") in ("pending", "running", "waiting"):
+        header.add_row("Deadline", _cell(format_time(row["deadline_at"])))
     header.add_row("Created", _cell(format_time(row.get("created_at"))))
     if row.get("finished_at"):
         header.add_row("Finished", _cell(format_time(row["finished_at"])))
     stdout().print(header)
-    _print_state(row.get("state"))
-    steps = row.get("steps") or []
-    if steps:
-        stdout().print(Text("Steps", style="bold"))
-        table = _table("NODE", "ATTEMPT", "STATUS", "DURATION", "ERROR")
-        for step in steps:
+    branches = {branch.get("run_key"): branch for branch in row.get("branches") or [] if isinstance(branch, dict)}
+    if isinstance(row.get("tree"), dict):
+        stdout().print(Text("Runs", style="bold"))
+        tree = Tree(_run_label(row["tree"], branches), guide_style="dim")
+        _add_runs(tree, row["tree"], branches)
+        stdout().print(tree)
+    if branches:
+        stdout().print(Text("Active branches", style="bold"))
+        table = _table("RUN", "TYPE", "STATUS", "ATTEMPT", "WAITING FOR")
+        for branch in branches.values():
             table.add_row(
-                _cell(step.get("node_id")),
-                _cell(step.get("attempt")),
-                status_text(step.get("status")),
-                _cell(format_duration(step.get("duration_ms"))),
-                Text(error_message(step.get("error")), style="red"),
+                _cell(branch.get("run_key")),
+                _cell(branch.get("node_type")),
+                status_text(branch.get("status")),
+                _cell(branch.get("attempt")),
+                _cell(branch.get("waiting_for")),
             )
         stdout().print(table)
+    _print_state(row.get("state"))
+    children = row.get("children") or []
+    if children:
+        stdout().print(Text("Child instances", style="bold"))
+        table = _table("ID", "WORKFLOW", "STATUS", "RUN")
+        for child in children:
+            table.add_row(
+                _cell(child.get("id")),
+                _cell(f"{child.get('workflow')}@{child.get('version')}"),
+                status_text(child.get("status")),
+                _cell(child.get("parent_run_key")),
+            )
+        stdout().print(table)
+    _print_steps(row.get("steps") or [])
+
+
+def _print_steps(steps: list[dict[str, Any]]) -> None:
+    if not steps:
+        return
+    stdout().print(Text("Steps", style="bold"))
+    if len(steps) > MAX_STEPS_SHOWN:
+        note(f"{len(steps) - MAX_STEPS_SHOWN} earlier attempts not shown (pst status --json lists them all)")
+        steps = steps[-MAX_STEPS_SHOWN:]
+    table = _table("RUN", "ATTEMPT", "STATUS", "DURATION", "ERROR")
+    for step in steps:
+        table.add_row(
+            _cell(step.get("run_key") or step.get("node_id")),
+            _cell(step.get("attempt")),
+            status_text(step.get("status")),
+            _cell(format_duration(step.get("duration_ms"))),
+            Text(error_message(step.get("error")), style="red"),
+        )
+    stdout().print(table)
+
+
+def _add_runs(tree: Tree, node: dict[str, Any], branches: dict[Any, dict[str, Any]]) -> None:
+    for child in node.get("children") or []:
+        if isinstance(child, dict):
+            _add_runs(tree.add(_run_label(child, branches)), child, branches)
+
+
+def _run_label(node: dict[str, Any], branches: dict[Any, dict[str, Any]]) -> Text:
+    label = Text()
+    if node.get("role"):
+        label.append(f"{node['role']}: ", style="dim")
+    label.append(str(node.get("node_id")), style="bold")
+    label.append(f"  {node.get('type')}", style="dim")
+    if node.get("status"):
+        label.append("  ")
+        label.append_text(status_text(node["status"]))
+    items = node.get("items")
+    if isinstance(items, dict) and items.get("total") is not None:
+        label.append(
+            f"  items {items.get('completed', 0)}/{items['total']} completed, {items.get('failed', 0)} failed, "
+            f"{items.get('running', 0)} running"
+        )
+    branch = branches.get(node.get("run_key"))
+    if branch and branch.get("waiting_for"):
+        label.append(f"  {branch['waiting_for']}", style="magenta")
+    return label
 
 
 def _print_state(state: Any) -> None:
@@ -296,11 +380,37 @@ def print_outcome(row: dict[str, Any]) -> None:
     _print_state(row.get("state"))
 
 
+@dataclass
+class _LoopTally:
+    """What the watch has seen of one node's loop items."""
+
+    started: int = 0
+    completed: int = 0
+    failed: int = 0
+    failures_shown: int = 0
+    printed_at: datetime | None = None
+    unprinted: bool = False
+
+    def line(self, node: str) -> Text:
+        running = max(0, self.started - self.completed - self.failed)
+        return Text.assemble(
+            (node, "bold"), f"  items: {self.completed} completed, {self.failed} failed, {running} running"
+        )
+
+
 class EventPrinter:
-    """Prints a watched instance's events as lines: each step as it starts and ends, retries and sleeps."""
+    """Prints a watched instance's events as lines: each step as it starts and ends, retries, sleeps and waits.
+
+    Steps of loop items are counted per node and summarised (at most one line per node a second, and a last one
+    at the end), so a loop over 10,000 items prints a handful of lines rather than 10,000.
+    """
+
+    LOOP_SUMMARY_SECONDS = 1.0
+    MAX_ITEM_FAILURES_SHOWN = 5
 
     def __init__(self) -> None:
         self._started: dict[str, datetime] = {}
+        self._loops: dict[str, _LoopTally] = {}
 
     def __call__(self, event: dict[str, Any]) -> None:
         """Print one event (``{"id", "kind", "node_id", "data", "at"}``)."""
@@ -308,11 +418,49 @@ class EventPrinter:
         node = str(event.get("node_id") or "")
         data = event.get("data") if isinstance(event.get("data"), dict) else {}
         at = _parse_time(event.get("at"))
-        when = at.astimezone().strftime("%H:%M:%S") if at else "        "
-        text = self._describe(kind, node, data, at)
-        if text is None:
+        if data.get("run") and kind.startswith("step_"):
+            for text in self._loop_item(kind, node, data, at):
+                self._print(at, text)
             return
+        if kind.startswith("instance_") and kind != "instance_created":
+            for loop_node, tally in self._loops.items():
+                if tally.unprinted:
+                    self._print(at, tally.line(loop_node))
+        text = self._describe(kind, node, data, at)
+        if text is not None:
+            self._print(at, text)
+
+    def _print(self, at: datetime | None, text: Text) -> None:
+        when = at.astimezone().strftime("%H:%M:%S") if at else "        "
         stdout().print(Text.assemble((when, "dim"), "  ", text), soft_wrap=True)
+
+    def _loop_item(self, kind: str, node: str, data: dict[str, Any], at: datetime | None) -> list[Text]:
+        tally = self._loops.get(node)
+        lines: list[Text] = []
+        if tally is None:
+            tally = self._loops[node] = _LoopTally(printed_at=at)
+            lines.append(Text.assemble((node, "bold"), "  started its loop items"))
+        if kind == "step_started" and data.get("attempt", 1) == 1 and not data.get("resumed"):
+            tally.started += 1
+        elif kind == "step_completed":
+            tally.completed += 1
+        elif kind == "step_failed" and data.get("retry_in") is None:
+            tally.failed += 1
+            if tally.failures_shown < self.MAX_ITEM_FAILURES_SHOWN:
+                tally.failures_shown += 1
+                text = Text.assemble((str(data["run"]), "bold"), "  ", ("failed", "red"))
+                message = error_message(data.get("error"))
+                if message:
+                    text.append(f": {message}")
+                lines.append(text)
+        tally.unprinted = True
+        due = tally.printed_at is None or (
+            at is not None and (at - tally.printed_at).total_seconds() >= self.LOOP_SUMMARY_SECONDS
+        )
+        if due:
+            lines.append(tally.line(node))
+            tally.printed_at, tally.unprinted = at, False
+        return lines
 
     def _describe(self, kind: str, node: str, data: dict[str, Any], at: datetime | None) -> Text | None:
         if kind == "instance_created":
@@ -327,7 +475,17 @@ class EventPrinter:
         if kind == "step_completed":
             return Text.assemble((node, "bold"), "  ", ("completed", "green"), self._took(node, at, "in"))
         if kind == "step_suspended":
+            if data.get("event") == "postgit.child":
+                return Text.assemble((node, "bold"), "  ", ("waiting for its child instance", "magenta"))
+            if data.get("event"):
+                key = f" with key {data['key']!r}" if data.get("key") is not None else ""
+                until = f" until {format_time(data['until'])}" if data.get("until") else ""
+                return Text.assemble(
+                    (node, "bold"), "  ", (f"waiting for event {data['event']!r}{key}", "magenta"), until
+                )
             return Text.assemble((node, "bold"), "  ", ("sleeping until ", "magenta"), format_time(data.get("until")))
+        if kind == "step_cancelled":
+            return Text.assemble((node, "bold"), "  ", ("cancelled", "yellow"))
         if kind == "step_failed":
             message = error_message(data.get("error"))
             failed = (f"failed (attempt {data.get('attempt', '?')})", "red")

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 EVENT_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,199}$"
 """An event's name: 1-200 letters, digits and ``_ . : / -``."""
 
 MAX_WAIT_SECONDS = 366 * 86_400
+RESERVED_EVENT_PREFIX = "postgit."
+"""Events Postgit sends itself (a child instance finishing) have names starting with this."""
 
 
 class WaitForEventParams(BaseModel):
@@ -22,6 +24,14 @@ class WaitForEventParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     event: str = Field(pattern=EVENT_NAME_PATTERN, description="The event's name")
+
+    @field_validator("event")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value.startswith(RESERVED_EVENT_PREFIX):
+            raise ValueError(f"event names starting with '{RESERVED_EVENT_PREFIX}' are reserved for Postgit itself")
+        return value
+
     key: str | None = Field(
         default=None, min_length=1, max_length=200, description="A correlation key, usually a template"
     )

@@ -233,12 +233,12 @@ def WaitForEvent(
     template such as ``"{{ input.order_id }}"``) to every instance waiting on that name and key
     (``pst event send --key KEY NAME``). An event sent before the wait begins is kept for it.
     """
-    params: dict[str, Any] = {"event": event}
+    node = Node("WaitForEvent", id=id, assign_to=assign_to, event=event)
     if key is not None:
-        params["key"] = key
+        node.params["key"] = key
     if timeout is not None:
-        params["timeout"] = timeout
-    return Node("WaitForEvent", id=id, assign_to=assign_to, **params)
+        node.params["timeout"] = timeout  # the wait's own timeout, a param (not the node-level step timeout)
+    return node
 
 
 def SubWorkflow(

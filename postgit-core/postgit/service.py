@@ -6,6 +6,7 @@ anything is written and raises :mod:`postgit.errors` exceptions that name the pr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -18,14 +19,19 @@ import jsonschema
 from postgit.db.store import Row, Store
 from postgit.decider import Decider
 from postgit.definition import ANY_WORKER, WorkflowDefinition
-from postgit.errors import Conflict, InvalidInput, NotFound
+from postgit.engine_types import EVENT_NAME_PATTERN, RESERVED_EVENT_PREFIX
+from postgit.errors import Conflict, DefinitionError, DefinitionIssue, InvalidInput, NotFound
+from postgit.progress import progress
 from postgit.registry import NodeRegistry
 from postgit.runs import RunView
+from postgit.templating import is_template
 from postgit.validation import validate_definition
 
 WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 MAX_INPUT_BYTES = 1_000_000
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
+MAX_EVENT_BYTES = 1_000_000
+MAX_EVENT_KEY_LENGTH = 200
 LIVE_WORKER_SECONDS = 30.0
 """A worker whose last heartbeat is older than this is not counted alive."""
 
@@ -51,8 +57,23 @@ class WorkflowService:
         """Validate ``definition`` and store it as a new version of ``name`` (unless it is unchanged)."""
         check_workflow_name(name)
         parsed = validate_definition(definition, self.registry)
+        await self._check_sub_workflows(name, parsed)
         row, created = await self.store.deploy_workflow(name, parsed.to_json())
         return Deployed(row["name"], row["version"], created)
+
+    async def _check_sub_workflows(self, name: str, definition: WorkflowDefinition) -> None:
+        """DefinitionError naming each SubWorkflow whose workflow (or version) is not deployed."""
+        issues = []
+        for node in definition.root.walk():
+            child = node.params.get("workflow") if node.type == "SubWorkflow" else None
+            if not isinstance(child, str) or is_template(child) or child == name:
+                continue
+            version = node.params.get("version")
+            if await self.store.get_workflow(child, version if isinstance(version, int) else None) is None:
+                what = f"workflow '{child}'" + (f" version {version}" if version else "")
+                issues.append(DefinitionIssue(node.id, "params.workflow", f"{what} is not deployed; deploy it first"))
+        if issues:
+            raise DefinitionError(issues)
 
     async def get_workflow(self, name: str, version: int | None = None) -> Row:
         row = await self.store.get_workflow(name, version)
@@ -83,9 +104,8 @@ class WorkflowService:
         row = await self.get_workflow(workflow, version)
         definition = self._definitions.get((row["name"], row["version"]))
         if definition is None:
-            definition = self._definitions[(row["name"], row["version"])] = WorkflowDefinition.from_json(
-                row["definition"]
-            )
+            definition = WorkflowDefinition.from_json(row["definition"])
+            self._definitions[(row["name"], row["version"])] = definition
         check_input(definition, input)
         state = {"input": input}
         plan = Decider(definition).decide(RunView(state), datetime.now(UTC))
@@ -105,14 +125,32 @@ class WorkflowService:
         )
 
     async def get_instance(self, instance_id: str | uuid.UUID) -> Row:
-        """An instance with its steps, and why it waits when no live worker can run its next node."""
+        """An instance with its steps, children, active branches and tree of runs, and why it waits."""
         row = await self.store.get_instance(parse_instance_id(instance_id))
         if row is None:
             raise NotFound(f"instance {instance_id} does not exist")
-        row["steps"] = await self.store.list_steps(row["id"])
-        if row["status"] == "pending" and row["node_type"]:
-            row["wait_reason"] = row["wait_reason"] or await self._missing_worker_reason(row["node_type"])
+        row["steps"], latest, runs, row["children"] = await asyncio.gather(
+            self.store.list_steps(row["id"]),
+            self.store.latest_attempts(row["id"]),
+            self.store.list_runs(row["id"]),
+            self.store.list_children(row["id"]),
+        )
+        live_types = None
+        if row["status"] in ("pending", "running", "waiting"):
+            workers = await self.live_workers()
+            live_types = {node_type for worker in workers for node_type in worker["node_types"]}
+            if row["status"] == "pending" and not row["wait_reason"]:
+                row["wait_reason"] = _missing_worker_reason(row["node_types"], workers)
+        definition = await self._definition(row["workflow"], row["version"])
+        row.update(progress(definition, row, latest, runs, live_types))
         return row
+
+    async def _definition(self, name: str, version: int) -> WorkflowDefinition:
+        definition = self._definitions.get((name, version))
+        if definition is None:
+            row = await self.get_workflow(name, version)
+            definition = self._definitions[(name, version)] = WorkflowDefinition.from_json(row["definition"])
+        return definition
 
     async def cancel(self, instance_id: str | uuid.UUID) -> None:
         """Cancel an unfinished instance; Conflict when it already finished."""
@@ -123,16 +161,67 @@ class WorkflowService:
                 raise NotFound(f"instance {instance_id} does not exist")
             raise Conflict(f"instance {instance_id} is already {row['status']}")
 
+    async def send_event(
+        self, instance_id: str | uuid.UUID, name: str, data: Any = None, *, event_id: str | None = None
+    ) -> Row:
+        """Send an event to one instance; kept for its wait when none waits yet.
+
+        Returns ``{"signal_id", "duplicate"}``: ``duplicate`` when ``event_id`` was sent to it before (applied
+        once). NotFound for no such instance, Conflict when it has finished.
+        """
+        parsed = parse_instance_id(instance_id)
+        check_event(name, data, event_id)
+        row = await self.store.send_instance_event(parsed, name, data, event_id)
+        if row is None:
+            raise NotFound(f"instance {instance_id} does not exist")
+        if row["signal_id"] is None and row.get("duplicate_of") is None:
+            raise Conflict(f"instance {instance_id} is already {row['status']}: it takes no more events")
+        return {"signal_id": row["signal_id"] or row["duplicate_of"], "duplicate": row["signal_id"] is None}
+
+    async def send_keyed_event(self, name: str, key: str, data: Any = None, *, event_id: str | None = None) -> Row:
+        """Send an event to every instance waiting on ``name`` and ``key``, now or later.
+
+        Returns ``{"signal_id", "duplicate", "woken"}``: how many waiting instances were woken now.
+        """
+        check_event(name, data, event_id)
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_EVENT_KEY_LENGTH:
+            raise InvalidInput(f"an event key must be 1 to {MAX_EVENT_KEY_LENGTH} characters")
+        row = await self.store.send_keyed_event(name, key, data, event_id)
+        duplicate = row["signal_id"] is None
+        return {
+            "signal_id": row["duplicate_of"] if duplicate else row["signal_id"],
+            "duplicate": duplicate,
+            "woken": row["woken"],
+        }
+
     async def live_workers(self) -> list[Row]:
         return await self.store.list_live_workers(LIVE_WORKER_SECONDS)
 
-    async def _missing_worker_reason(self, node_type: str) -> str | None:
-        workers = await self.live_workers()
-        if any(node_type in worker["node_types"] for worker in workers):
-            return None
-        if not workers:
-            return "no worker is running"
-        return f"no live worker has node type '{node_type}'"
+
+def _missing_worker_reason(node_types: list[str], workers: list[Row]) -> str | None:
+    """Why no worker takes a pending instance whose next runs need one of ``node_types``, if none can."""
+    wanted = [node_type for node_type in node_types if node_type != ANY_WORKER]
+    if not workers:
+        return "no worker is running"
+    if not wanted or any(node_type in worker["node_types"] for worker in workers for node_type in wanted):
+        return None
+    return "no live worker has node type " + " or ".join(f"'{node_type}'" for node_type in wanted)
+
+
+def check_event(name: str, data: Any, event_id: str | None) -> None:
+    """InvalidInput unless the event's name, data and id are acceptable."""
+    if not isinstance(name, str) or not re.match(EVENT_NAME_PATTERN, name):
+        raise InvalidInput(
+            f"invalid event name {str(name)[:140]!r}: use 1-200 letters, digits, '_', '.', ':', '/' or '-', "
+            "starting with a letter, digit or '_'"
+        )
+    if name.startswith(RESERVED_EVENT_PREFIX):
+        raise InvalidInput(f"event names starting with '{RESERVED_EVENT_PREFIX}' are reserved for Postgit itself")
+    size = len(json.dumps(data))
+    if size > MAX_EVENT_BYTES:
+        raise InvalidInput(f"event data is {size} bytes; the limit is {MAX_EVENT_BYTES}")
+    if event_id is not None and not 0 < len(event_id) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidInput(f"an event id must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
 
 
 def check_input(definition: WorkflowDefinition, input: Any) -> None:

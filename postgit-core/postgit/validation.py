@@ -185,6 +185,12 @@ class _Checker:
                 self.add(node_id, "assignTo", str(exc))
         if control:
             return
+        if raw.get("type") in ENGINE_TYPES:
+            for key in ("retry", "timeout"):
+                if raw.get(key) is not None:
+                    hint = " (a WaitForEvent's own timeout is params.timeout)" if key == "timeout" else ""
+                    self.add(node_id, key, f"{raw['type']} is run by the engine and takes no {key}{hint}")
+            return
         retry = raw.get("retry")
         if retry is not None:
             try:

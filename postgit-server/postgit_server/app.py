@@ -20,14 +20,14 @@ from postgit_server import __version__
 from postgit_server.auth import require_token
 from postgit_server.errors import install_error_handlers
 from postgit_server.models import ValidationErrorBody
-from postgit_server.routes import events, health, instances, outbox, plugins, workers, workflows
+from postgit_server.routes import events, health, instances, outbox, plugins, signals, workers, workflows
 from postgit_server.settings import ServerSettings
 
 log = logging.getLogger("postgit.server")
 
 DESCRIPTION = """\
-Postgit's REST API: deploy workflow definitions, start and cancel instances, follow their events, and list the
-node types and workers available.
+Postgit's REST API: deploy workflow definitions, start and cancel instances, follow their activity, send them
+events, and list the node types and workers available.
 
 When the server runs with `POSTGIT_API_TOKEN` set, every route except `/health` requires
 `Authorization: Bearer <token>`, this schema included, and the `/docs` page is off.
@@ -92,7 +92,7 @@ def create_app(settings: ServerSettings, registry: NodeRegistry | None = None) -
     install_error_handlers(app)
     app.include_router(health.router)
     protected = [Depends(require_token)]
-    for module in (workflows, instances, events, plugins, workers, outbox):
+    for module in (workflows, instances, events, signals, plugins, workers, outbox):
         app.include_router(module.router, dependencies=protected, responses=UNAUTHORIZED)
     if settings.api_token:
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from postgit.engine_types import EVENT_NAME_PATTERN
+
 MAX_INT4 = 2**31 - 1
 """The largest version number PostgreSQL's ``integer`` holds."""
 
@@ -151,11 +153,14 @@ class InstanceSummary(BaseModel):
     workflow: str
     version: int
     status: InstanceStatus
-    current_node: str | None
-    node_type: str | None
+    current_node: str | None = Field(
+        description="Compatibility field: the node of the first active branch (see the instance's `branches`)"
+    )
+    node_type: str | None = Field(description="Compatibility field: the type of `current_node`")
     attempt: int
     error: Any
     wait_reason: str | None
+    parent_id: uuid.UUID | None = Field(default=None, description="The instance that started it (SubWorkflow)")
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
@@ -173,6 +178,7 @@ class InstancePage(BaseModel):
 class Step(BaseModel):
     """One attempt of one step."""
 
+    run_key: str = Field(description="The run: the node id, then the item index of each enclosing ForEach")
     node_id: str
     attempt: int
     status: str = Field(description="completed, failed or suspended")
@@ -183,6 +189,62 @@ class Step(BaseModel):
     started_at: datetime
     finished_at: datetime | None
     duration_ms: float | None
+    due_at: datetime | None = Field(
+        default=None, description="Suspended: when it wakes up; failed: when it is retried (null: not retried)"
+    )
+    wait_event: str | None = Field(default=None, description="The event a suspended step waits for")
+    wait_key: str | None = Field(default=None, description="That event's correlation key")
+
+
+class Branch(BaseModel):
+    """A leaf run of an unfinished instance that runs, is ready to, or waits."""
+
+    run_key: str
+    node_id: str
+    node_type: str
+    status: str = Field(description="running, ready, blocked (no live worker has its node type) or waiting")
+    attempt: int | None
+    waiting_for: str | None = Field(description="What it waits for, in words")
+    due_at: str | None = Field(description="When its wait ends (a timer, a retry, an event's timeout)")
+    event: str | None = Field(default=None, description="The event it waits for")
+    event_key: str | None = Field(default=None, description="That event's correlation key")
+
+
+class ItemProgress(BaseModel):
+    """A ForEach's items, counted."""
+
+    total: int | None
+    completed: int
+    failed: int
+    running: int
+    pending: int | None = Field(description="Items not started yet")
+    running_items: list[int] = Field(default_factory=list, description="Indexes of (up to 20) running items")
+
+
+class RunNode(BaseModel):
+    """A node of the definition and how its run stands; a ForEach counts its items instead of listing them."""
+
+    node_id: str
+    type: str
+    run_key: str | None = None
+    role: str | None = Field(default=None, description="Branch name, then/else, case/default, body/catch/finally")
+    status: str | None = Field(
+        default=None, description="pending, running, ready, blocked, waiting, completed, failed, skipped or cancelled"
+    )
+    items: ItemProgress | None = None
+    children: list[RunNode] = Field(default_factory=list)
+
+
+class ChildInstance(BaseModel):
+    """An instance a SubWorkflow node started."""
+
+    id: uuid.UUID
+    workflow: str
+    version: int
+    status: InstanceStatus
+    parent_run_key: str | None = Field(description="The run of the parent that started it")
+    created_at: datetime
+    finished_at: datetime | None
 
 
 class InstanceDetail(BaseModel):
@@ -193,14 +255,22 @@ class InstanceDetail(BaseModel):
     version: int
     status: InstanceStatus
     state: Any = Field(description="The state document `$`")
-    current_node: str | None
-    node_type: str | None
-    attempt: int
+    current_node: str | None = Field(
+        description="Compatibility field: the node of the first active branch (see `branches`)"
+    )
+    node_type: str | None = Field(description="Compatibility field: the type of `current_node`")
+    attempt: int = Field(description="Compatibility field: the attempt of `current_node`")
     error: Any
-    wait_reason: str | None = Field(description="Why a pending instance does not run, when it is known")
+    wait_reason: str | None = Field(description="Why the instance waits or does not run, when it is known")
+    deadline_at: datetime | None = Field(default=None, description="When it fails unless finished (its timeout)")
+    parent_id: uuid.UUID | None = Field(default=None, description="The instance that started it (SubWorkflow)")
+    parent_run_key: str | None = Field(default=None, description="The run of the parent that started it")
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    branches: list[Branch] = Field(default_factory=list, description="The active leaf runs (none once finished)")
+    tree: RunNode | None = Field(default=None, description="The definition's nodes with the state of their runs")
+    children: list[ChildInstance] = Field(default_factory=list, description="Instances it started, oldest first")
     steps: list[Step]
 
 
@@ -209,6 +279,37 @@ class CancelResponse(BaseModel):
 
     id: uuid.UUID
     status: InstanceStatus
+
+
+class SendEvent(BaseModel):
+    """An event for one instance."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=EVENT_NAME_PATTERN,
+        description="The event's name, as WaitForEvent names it",
+    )
+    data: Any = Field(default=None, description="Any JSON value: the waiting node's output `data`")
+    event_id: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Sending the same event id again applies it once"
+    )
+
+
+class SendKeyedEvent(SendEvent):
+    """An event for every instance waiting on its name and key, now or later."""
+
+    key: str = Field(min_length=1, max_length=200, description="The correlation key the waits name")
+
+
+class EventAccepted(BaseModel):
+    """A stored event."""
+
+    signal_id: int = Field(description="The stored event's id")
+    duplicate: bool = Field(description="True when the event id was sent before: nothing new was stored")
+    woken: int | None = Field(default=None, description="Keyed events: how many waiting instances were woken now")
 
 
 class Event(BaseModel):

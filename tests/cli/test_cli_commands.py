@@ -139,7 +139,7 @@ def test_run_status_and_list(pst: Pst, tmp_path: Path, worker):
     assert "ADA!" in text
     assert "completed" in text
     step_lines = [line.split() for line in text.splitlines()]
-    assert ["NODE", "ATTEMPT", "STATUS", "DURATION", "ERROR"] in step_lines
+    assert ["RUN", "ATTEMPT", "STATUS", "DURATION", "ERROR"] in step_lines
     assert any(line[:3] == ["shout", "1", "completed"] for line in step_lines)
 
     items = pst.ok("i", "ls", "--json").json()

@@ -25,6 +25,8 @@ COMMANDS = [
     ["plugins", "ls"],
     ["outbox"],
     ["outbox", "ls"],
+    ["event"],
+    ["event", "send"],
     ["server"],
     ["worker"],
     ["dev"],

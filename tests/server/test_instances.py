@@ -105,6 +105,12 @@ async def test_instance_detail_has_every_field_and_the_wait_reason(client, store
         "updated_at",
         "finished_at",
         "steps",
+        "deadline_at",
+        "parent_id",
+        "parent_run_key",
+        "branches",
+        "tree",
+        "children",
     }
     assert shown["id"] == started["id"]
     assert shown["attempt"] == 1
@@ -146,6 +152,10 @@ async def test_steps_are_listed_with_durations(client, database_url, tmp_path):
     assert step["worker_id"]
     assert step["duration_ms"] >= 0
     assert set(step) == {
+        "run_key",
+        "due_at",
+        "wait_event",
+        "wait_key",
         "node_id",
         "attempt",
         "status",
@@ -211,6 +221,7 @@ async def test_list_pages_newest_first(client):
     item = default["items"][0]
     assert set(item) == {
         "id",
+        "parent_id",
         "workflow",
         "version",
         "status",

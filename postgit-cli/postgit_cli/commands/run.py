@@ -87,19 +87,19 @@ def _reconnecting(reason: str) -> None:
     output.note(f"event stream interrupted ({reason}); reconnecting")
 
 
-def parse_input(value: str | None) -> Any:
-    """The run input from ``--input``: JSON text, or ``@path`` of a JSON file; ``{}`` when not given.
+def parse_input(value: str | None, option: str = "--input") -> Any:
+    """JSON from an option such as ``--input``: JSON text, or ``@path`` of a JSON file; ``{}`` when not given.
 
     Raises:
         UsageError: the file cannot be read or the text is not valid JSON (exit code 2).
     """
     if value is None:
         return {}
-    source = "--input"
+    source = option
     text = value
     if value.startswith("@"):
         path = Path(value[1:])
-        source = f"--input {value}"
+        source = f"{option} {value}"
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:

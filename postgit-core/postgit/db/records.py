@@ -58,13 +58,15 @@ class CommitItem(TypedDict):
 
     With ``log_only`` only ``events`` are written (while the lease holds). Otherwise the instance row takes
     ``status`` and the rest; ``state`` None leaves the state as it is; ``keep_lease`` keeps the lease (the worker
-    goes on with the instance); ``run_at`` (an ISO time) or ``run_in`` (seconds from now) says when a released
+    goes on with the instance); ``parent_id`` is the instance's parent, if any (the two never share a batch);
+    ``run_at`` (an ISO time) or ``run_in`` (seconds from now) says when a released
     instance is due; ``signal_seq`` is the last one the worker has seen, so an instance parked while an event
     arrived is due at once.
     """
 
     seq: int
     id: str
+    parent_id: str | None
     lease_token: int
     log_only: bool
     status: str

@@ -63,7 +63,7 @@ class GroupCommitter:
             await self._ready.wait()
             self._ready.clear()
             while self._pending:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                batch, self._pending = _take_batch(self._pending)
                 await self._flush(batch)
             if self._closed:
                 return
@@ -87,6 +87,39 @@ class GroupCommitter:
         for item, future in batch:
             if not future.done():
                 future.set_result(item["seq"] in written)
+
+
+def _take_batch(
+    pending: list[tuple[CommitItem, asyncio.Future[bool]]],
+) -> tuple[list[tuple[CommitItem, asyncio.Future[bool]]], list[tuple[CommitItem, asyncio.Future[bool]]]]:
+    """The next batch, in order, and what is left for later.
+
+    A child instance's item and its parent's never share a batch: a statement cannot update one row twice, and
+    the child's item updates its parent's row (to wake it) while the parent's own item may update it too.
+    Everything after a deferred item of the same instance is deferred with it, to keep each instance's order.
+    """
+    batch: list[tuple[CommitItem, asyncio.Future[bool]]] = []
+    rest: list[tuple[CommitItem, asyncio.Future[bool]]] = []
+    ids: set[str] = set()
+    parents: set[str] = set()
+    deferred: set[str] = set()
+    for entry in pending:
+        item = entry[0]
+        parent = item.get("parent_id")
+        if (
+            len(batch) >= MAX_BATCH
+            or item["id"] in deferred
+            or (parent is not None and parent in ids)
+            or item["id"] in parents
+        ):
+            rest.append(entry)
+            deferred.add(item["id"])
+            continue
+        batch.append(entry)
+        ids.add(item["id"])
+        if parent is not None:
+            parents.add(parent)
+    return batch, rest
 
 
 def _consume(future: asyncio.Future[bool]) -> None:

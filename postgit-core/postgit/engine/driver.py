@@ -201,7 +201,11 @@ class InstanceDriver:
     def _cancel_unwanted(self, plan: Plan) -> None:
         """Cancel runs the decision no longer wants (a failed sibling, a winner elsewhere, a finished loop)."""
         wanted = {run.key for run in plan.ready}
-        for key in [key for key in self.tasks if key not in wanted]:
+        self._cancel_runs([key for key in self.tasks if key not in wanted])
+
+    def _cancel_runs(self, keys: list[str]) -> None:
+        """Cancel running runs; their results are discarded and the next write logs that they were cancelled."""
+        for key in keys:
             task = self.tasks.pop(key)
             task.cancel()
             node_id = _node_of(task)
@@ -303,7 +307,7 @@ class InstanceDriver:
             await self.engine.store.wake_instances([self.held.id])  # an event by key came while it was stored
 
     async def _finish(self, plan: Plan, results: list[StepResult]) -> None:
-        await self._cancel_all()
+        self._cancel_runs(list(self.tasks))
         assert plan.outcome is not None
         if plan.outcome.kind == "done":
             self.events.append({"kind": "instance_completed", "node_id": None, "data": {}})
@@ -318,7 +322,7 @@ class InstanceDriver:
             await self._cancel_children()
 
     async def _time_out(self, results: list[StepResult]) -> None:
-        await self._cancel_all()
+        self._cancel_runs(list(self.tasks))
         deadline = self.held.deadline_at
         assert deadline is not None
         timeout = self.definition.timeout
@@ -348,6 +352,7 @@ class InstanceDriver:
         item: CommitItem = {
             "seq": 0,
             "id": str(self.held.id),
+            "parent_id": str(self.held.parent_id) if self.held.parent_id else None,
             "lease_token": self.held.lease_token,
             "log_only": False,
             "status": status,

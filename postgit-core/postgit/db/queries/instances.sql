@@ -76,7 +76,7 @@ FROM claimed c;
 -- finished child instance signals its parent, which wakes up when it waits.
 WITH batch AS (
     SELECT * FROM jsonb_to_recordset(%(batch)s::jsonb) AS b(
-        seq int, id uuid, lease_token bigint, log_only boolean, status text, state jsonb, current_node text,
+        seq int, id uuid, parent_id uuid, lease_token bigint, log_only boolean, status text, state jsonb, current_node text,
         node_type text, node_types text[], attempt int, run_at timestamptz, run_in double precision,
         keep_lease boolean, signal_seq bigint, error jsonb, wait_reason text, steps jsonb, runs jsonb,
         deliveries jsonb, events jsonb)
