@@ -151,14 +151,12 @@ def test_a_database_that_does_not_exist_is_still_one_line_and_exit_2(program: st
     ]
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "2.5", "many", "inf", "5000"])
 @pytest.mark.parametrize("program", PROGRAMS)
-def test_a_bad_pool_cap_is_one_line_and_exit_2(program: str, value: str, database_url: str):
-    result = run_to_exit(program, database_url, POSTGIT_DB_POOL_MAX=value)
+def test_a_bad_pool_cap_is_one_line_and_exit_2(program: str, database_url: str):
+    # every kind of bad value is in tests/unit/test_settings.py; here, how a process reports one
+    result = run_to_exit(program, database_url, POSTGIT_DB_POOL_MAX="2.5")
     assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"{program}: POSTGIT_DB_POOL_MAX={value!r} "), lines[0]
+    assert result.stderr.strip().splitlines() == [f"{program}: POSTGIT_DB_POOL_MAX='2.5' must be a whole number"]
 
 
 def run_to_exit(program: str, database_url: str, **env: str) -> subprocess.CompletedProcess[str]:
