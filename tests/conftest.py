@@ -16,7 +16,7 @@ from postgit.db import Store, migrate, open_pool
 from postgit.plugins import load_registry
 from postgit.registry import NodeRegistry
 from postgit.service import WorkflowService
-from postgit_cli.embedded_pg import session_server, stop_session_servers
+from tests.support.session_pg import session_server, stop_session_servers
 
 # one template per test session, so that sessions running side by side do not drop each other's
 TEMPLATE = f"postgit_test_template_{os.getpid()}"

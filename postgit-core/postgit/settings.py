@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
 from postgit.errors import PostgitError
+
+POOL_MAX_VARIABLE = "POSTGIT_DB_POOL_MAX"
+DEFAULT_WORKER_POOL_MAX = 6
+MAX_POOL_SIZE = 1000
+"""A sanity bound on ``POSTGIT_DB_POOL_MAX``: PostgreSQL's own default ``max_connections`` is 100."""
 
 
 @dataclass(frozen=True)
@@ -18,6 +24,8 @@ class WorkerSettings:
         lease_seconds: ``POSTGIT_LEASE_SECONDS``, how long a claim holds an instance without renewal.
         poll_seconds: ``POSTGIT_POLL_SECONDS``, the fallback poll when no NOTIFY arrives.
         shutdown_grace_seconds: ``POSTGIT_SHUTDOWN_GRACE_SECONDS``, how long SIGTERM waits for running steps.
+        pool_max_size: ``POSTGIT_DB_POOL_MAX``, connections the worker's pool opens at most (its LISTEN connection
+            is one more).
     """
 
     database_url: str
@@ -25,16 +33,18 @@ class WorkerSettings:
     lease_seconds: float = 30.0
     poll_seconds: float = 5.0
     shutdown_grace_seconds: float = 10.0
+    pool_max_size: int = DEFAULT_WORKER_POOL_MAX
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
         """Read the settings; PostgitError naming the variable when one is missing or malformed."""
         return cls(
             database_url=database_url_from_env(),
-            concurrency=_whole_number("POSTGIT_WORKER_CONCURRENCY", 100),
-            lease_seconds=_number("POSTGIT_LEASE_SECONDS", 30.0),
-            poll_seconds=_number("POSTGIT_POLL_SECONDS", 5.0),
-            shutdown_grace_seconds=_number("POSTGIT_SHUTDOWN_GRACE_SECONDS", 10.0),
+            concurrency=whole_number_from_env("POSTGIT_WORKER_CONCURRENCY", 100),
+            lease_seconds=positive_number_from_env("POSTGIT_LEASE_SECONDS", 30.0),
+            poll_seconds=positive_number_from_env("POSTGIT_POLL_SECONDS", 5.0),
+            shutdown_grace_seconds=positive_number_from_env("POSTGIT_SHUTDOWN_GRACE_SECONDS", 10.0),
+            pool_max_size=pool_max_size_from_env(DEFAULT_WORKER_POOL_MAX),
         )
 
 
@@ -46,21 +56,45 @@ def database_url_from_env() -> str:
     return url
 
 
-def _whole_number(name: str, default: int) -> int:
-    value = _number(name, default)
+def pool_max_size_from_env(default: int) -> int:
+    """``POSTGIT_DB_POOL_MAX``: the most connections a server's or worker's pool opens (1 to 1000).
+
+    Raises:
+        PostgitError: naming the variable and saying what a valid value is.
+    """
+    size = whole_number_from_env(POOL_MAX_VARIABLE, default)
+    if size > MAX_POOL_SIZE:
+        raise PostgitError(f"{POOL_MAX_VARIABLE}={os.environ[POOL_MAX_VARIABLE]!r} must be at most {MAX_POOL_SIZE}")
+    return size
+
+
+def whole_number_from_env(name: str, default: int) -> int:
+    """The environment variable ``name`` as a whole number greater than zero, or ``default`` when unset or empty.
+
+    Raises:
+        PostgitError: naming the variable when its value is not such a number.
+    """
+    value = positive_number_from_env(name, default)
     if value != int(value):
         raise PostgitError(f"{name}={os.environ[name]!r} must be a whole number")
     return int(value)
 
 
-def _number(name: str, default: float) -> float:
+def positive_number_from_env(name: str, default: float) -> float:
+    """The environment variable ``name`` as a finite number greater than zero, or ``default`` when unset or empty.
+
+    Raises:
+        PostgitError: naming the variable when its value is not such a number.
+    """
     raw = os.environ.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return default
     try:
         value = float(raw)
     except ValueError:
         raise PostgitError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise PostgitError(f"{name}={raw!r} is not a finite number")
     if value <= 0:
         raise PostgitError(f"{name}={raw!r} must be greater than zero")
     return value

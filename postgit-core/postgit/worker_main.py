@@ -1,4 +1,11 @@
-"""``postgit-worker``: run a worker process until SIGTERM or Ctrl-C."""
+"""``postgit-worker``: run a worker process until SIGTERM or Ctrl-C.
+
+A worker that cannot reach its database when it starts, or is refused a connection ("too many connections"), waits
+for it: it retries with capped exponential backoff, logging ``database unreachable: ...; retrying`` once and
+``database reachable again`` once, and SIGTERM or Ctrl-C end the wait at once. Connections it opens at most: its
+pool's ``POSTGIT_DB_POOL_MAX`` plus one for LISTEN, and while starting, one for the migration (closed before the
+pool opens).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,15 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Awaitable
 from dataclasses import replace
+from typing import TypeVar
 
-from postgit.db import Store, migrate, open_pool
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from postgit.db import Store, migrate
+from postgit.db.pool import DatabaseWatch, first_line, open_pool, wait_for_database, with_connection_defaults
 from postgit.engine import Worker
 from postgit.errors import PostgitError
 from postgit.plugins import load_registry
@@ -17,20 +30,92 @@ from postgit.settings import WorkerSettings
 
 log = logging.getLogger("postgit.worker")
 
+T = TypeVar("T")
 
-async def run_worker(settings: WorkerSettings) -> None:
-    """Migrate, load plugins, and run one worker until it is stopped by a signal."""
-    registry = load_registry()
-    await migrate(settings.database_url)
-    pool = await open_pool(settings.database_url, min_size=2, max_size=6, name="postgit-worker")
-    try:
-        worker = Worker(store=Store(pool), registry=registry, settings=settings)
+APPLICATION_NAME = "postgit-worker"
+"""Every connection of a worker shows under this name in ``pg_stat_activity`` (unless DATABASE_URL names one)."""
+POOL_MIN_SIZE = 2
+RESTART_DELAY_SECONDS = 1.0
+"""The pause before starting again when the database went away between opening the pool and registering."""
+
+
+class _Stop:
+    """SIGTERM and SIGINT: end the wait for the database, or stop the running worker gracefully."""
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self.worker: Worker | None = None
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, worker.stop)
+            loop.add_signal_handler(signum, self._signalled)
+
+    def _signalled(self) -> None:
+        self.requested.set()
+        if self.worker is not None:
+            self.worker.stop()
+
+    async def unless_requested(self, awaitable: Awaitable[T]) -> T | None:
+        """Await ``awaitable``, or cancel it and return None as soon as a stop is requested."""
+        task = asyncio.ensure_future(awaitable)
+        stopped = asyncio.create_task(self.requested.wait())
+        try:
+            await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        return None if task.cancelled() else task.result()
+
+
+async def run_worker(settings: WorkerSettings) -> None:
+    """Migrate, load plugins, and run one worker until it is stopped by a signal, waiting for the database."""
+    registry = load_registry()
+    # the LISTEN connection the engine opens gets the same connect timeout, keepalives and application name
+    url = with_connection_defaults(settings.database_url, application_name=APPLICATION_NAME)
+    settings = replace(settings, database_url=url)
+    stop = _Stop()
+    watch = DatabaseWatch(log)
+    while not stop.requested.is_set():
+        pool = await stop.unless_requested(wait_for_database(lambda: _connect(settings, watch), watch))
+        if pool is None:
+            break
+        try:
+            if await _run(Worker(store=Store(pool), registry=registry, settings=settings), stop, watch):
+                return
+        finally:
+            await pool.close()
+        await stop.unless_requested(asyncio.sleep(RESTART_DELAY_SECONDS))
+    log.info("stopped while waiting for the database")
+
+
+async def _connect(settings: WorkerSettings, watch: DatabaseWatch) -> AsyncConnectionPool:
+    """One attempt: bring the schema up to date, then open the pool (``psycopg.OperationalError`` when it fails)."""
+    await migrate(settings.database_url)
+    return await open_pool(
+        settings.database_url,
+        min_size=POOL_MIN_SIZE,
+        max_size=settings.pool_max_size,
+        name=APPLICATION_NAME,
+        watch=watch,
+    )
+
+
+async def _run(worker: Worker, stop: _Stop, watch: DatabaseWatch) -> bool:
+    """Run ``worker`` until it stops: True; False when the database went away before it could register."""
+    stop.worker = worker
+    if stop.requested.is_set():
+        worker.stop()
+    try:
         await worker.run()
+    except psycopg.OperationalError as exc:
+        if worker.started.is_set():
+            raise
+        watch.failed(exc)
+        return False
     finally:
-        await pool.close()
+        stop.worker = None
+    return True
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,20 +124,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, help="instances in flight at once (POSTGIT_WORKER_CONCURRENCY)")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    level = args.log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the worker's own log
+    if level != "DEBUG":
+        # one warning per failed reconnection attempt; the worker's DatabaseWatch logs each outage once instead
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
         settings = WorkerSettings.from_env()
         if args.concurrency:
             settings = replace(settings, concurrency=args.concurrency)
         asyncio.run(run_worker(settings))
     except PostgitError as exc:
-        print(f"postgit-worker: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(exc))
+    except psycopg.Error as exc:
+        _fail(f"cannot use the database at DATABASE_URL: {first_line(exc)}")
     except KeyboardInterrupt:
         pass
+
+
+def _fail(message: str) -> None:
+    print(f"postgit-worker: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,15 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
-from postgit.db import Store, migrate, open_pool
+from postgit.db import Store
+from postgit.db.pool import DatabaseWatch
 from postgit.plugins import load_registry
 from postgit.registry import NodeRegistry
 from postgit.service import WorkflowService
 from postgit_server import __version__
 from postgit_server.auth import require_token
-from postgit_server.errors import install_error_handlers
+from postgit_server.database import migrate_when_reachable, open_server_pool
+from postgit_server.errors import SERVICE_UNAVAILABLE, install_error_handlers
 from postgit_server.models import ValidationErrorBody
 from postgit_server.routes import events, health, instances, outbox, plugins, signals, workers, workflows
 from postgit_server.settings import ServerSettings
@@ -31,6 +33,10 @@ events, and list the node types and workers available.
 
 When the server runs with `POSTGIT_API_TOKEN` set, every route except `/health` requires
 `Authorization: Bearer <token>`, this schema included, and the `/docs` page is off.
+
+When the database cannot be reached, refuses connections or does not answer within `POSTGIT_DB_TIMEOUT_SECONDS`,
+every route answers 503 with a one-line `detail` (`database unavailable: ...`) and a `Retry-After` header, and
+`/health` says why; the server serves again on its own once the database is back.
 """
 
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
@@ -47,9 +53,10 @@ UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
 def create_app(settings: ServerSettings, registry: NodeRegistry | None = None) -> FastAPI:
     """Build the application.
 
-    Its lifespan migrates the database, opens the connection pool, loads the node registry (unless ``registry``
-    is given) and closes the pool on shutdown. Call :func:`begin_shutdown` when the server starts to stop, so
-    that open event streams end instead of holding the shutdown up.
+    Its lifespan loads the node registry (unless ``registry`` is given), migrates the database and opens the
+    connection pool, waiting for the database while it cannot be reached, and closes the pool on shutdown. Call
+    :func:`begin_shutdown` when the server starts to stop, so that open event streams end instead of holding the
+    shutdown up.
 
     Args:
         settings: how to reach the database, and the API token.
@@ -59,13 +66,8 @@ def create_app(settings: ServerSettings, registry: NodeRegistry | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nodes = registry if registry is not None else load_registry()
-        version = await migrate(settings.database_url)
-        pool = await open_pool(
-            settings.database_url,
-            min_size=settings.pool_min_size,
-            max_size=settings.pool_max_size,
-            name="postgit-server",
-        )
+        version = await migrate_when_reachable(settings, app.state.database)
+        pool = await open_server_pool(settings, app.state.database)
         log.info("schema version %d; %d node types: %s", version, len(nodes), ", ".join(nodes))
         app.state.service = WorkflowService(Store(pool), nodes)
         try:
@@ -89,11 +91,12 @@ def create_app(settings: ServerSettings, registry: NodeRegistry | None = None) -
     )
     app.state.settings = settings
     app.state.stopping = asyncio.Event()
+    app.state.database = DatabaseWatch(log)
     install_error_handlers(app)
     app.include_router(health.router)
     protected = [Depends(require_token)]
     for module in (workflows, instances, events, signals, plugins, workers, outbox):
-        app.include_router(module.router, dependencies=protected, responses=UNAUTHORIZED)
+        app.include_router(module.router, dependencies=protected, responses={**UNAUTHORIZED, **SERVICE_UNAVAILABLE})
     if settings.api_token:
 
         @app.get("/openapi.json", include_in_schema=False, dependencies=protected)

@@ -1,4 +1,4 @@
-"""Postgit's errors, and FastAPI's request validation errors, as HTTP answers with a readable ``detail``."""
+"""Postgit's errors, request validation errors and an unavailable database, as answers with a one-line ``detail``."""
 
 from __future__ import annotations
 
@@ -14,8 +14,24 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from postgit.errors import Conflict, DefinitionError, InvalidInput, NotFound, PostgitError
+from postgit_server.database import unavailable_reason
 
 log = logging.getLogger("postgit.server")
+
+RETRY_AFTER_SECONDS = 5
+"""What a 503's ``Retry-After`` suggests: the pool tries to reconnect within a few seconds."""
+
+SERVICE_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {
+        "description": "The database cannot be reached, refuses connections or does not answer in time",
+        # JSON even on routes whose own answers are not (the event stream), as for 401
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}
+        },
+    }
+}
+"""The 503 every route that uses the database may answer, for the OpenAPI schema."""
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -32,6 +48,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PostgitError, _postgit_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(psycopg.DataError, _data_error)  # type: ignore[arg-type]
+    app.add_exception_handler(psycopg.OperationalError, _database_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(UnicodeEncodeError, _unencodable)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
 
@@ -105,6 +122,18 @@ async def _data_error(request: Request, exc: psycopg.DataError) -> JSONResponse:
     return JSONResponse(
         {"detail": f"the request holds a value the database cannot store: {reason}"},
         status_code=status.HTTP_400_BAD_REQUEST,
+    )
+
+
+async def _database_unavailable(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
+    # The database is down, unreachable, out of connections or too slow: not the client's fault, and not a bug.
+    # The watch logs outages once; one line per refused request would bury that in an outage.
+    reason = unavailable_reason(exc, request.app.state.database, request.app.state.settings)
+    log.debug("%s %s: 503, database unavailable: %s (%s)", request.method, request.url.path, reason, exc)
+    return JSONResponse(
+        {"detail": f"database unavailable: {reason}; try again later"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
 

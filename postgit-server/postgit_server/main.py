@@ -13,10 +13,11 @@ import psycopg
 import uvicorn
 from fastapi import FastAPI
 
-from postgit.db import migrate
+from postgit.db.pool import DatabaseWatch, first_line
 from postgit.errors import PostgitError
 from postgit.plugins import load_registry
 from postgit_server.app import begin_shutdown, create_app
+from postgit_server.database import migrate_when_reachable
 from postgit_server.settings import ServerSettings
 
 log = logging.getLogger("postgit.server")
@@ -59,11 +60,16 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if level != "DEBUG":
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # our own line says where we listen
+        # one warning per failed reconnection attempt; the server's DatabaseWatch logs each outage once instead
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
         settings = ServerSettings.from_env()
-        # Fail before binding the port, with one line, when the plugins or the database are not usable.
+        # Before binding the port: fail with one line when the plugins or the database are not usable, and wait
+        # (SIGTERM or Ctrl-C stop the wait) while the database cannot be reached.
         registry = load_registry()
-        asyncio.run(migrate(settings.database_url))
+        if not asyncio.run(_wait_for_database(settings)):
+            log.info("stopped while waiting for the database")
+            return
     except PostgitError as exc:
         _fail(str(exc))
     except psycopg.Error as exc:
@@ -89,14 +95,22 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(3)
 
 
+async def _wait_for_database(settings: ServerSettings) -> bool:
+    """Migrate the schema once the database can be reached; False when SIGTERM or SIGINT came first."""
+    waiting = asyncio.current_task()
+    assert waiting is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, waiting.cancel)
+    try:
+        await migrate_when_reachable(settings, DatabaseWatch(log))
+    except asyncio.CancelledError:
+        return False
+    return True
+
+
 def _after_shutdown(signum: int, frame: object) -> None:
     """Nothing left to do: uvicorn has already shut down."""
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, or its type when it has none."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _fail(message: str) -> None:

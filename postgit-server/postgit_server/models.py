@@ -34,7 +34,7 @@ class Health(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Every 4xx answer: what is wrong, in one line."""
+    """Every 4xx and 503 answer: what is wrong, in one line."""
 
     detail: str = Field(description="What is wrong, in one line")
 

@@ -6,10 +6,12 @@ import os
 from dataclasses import dataclass
 
 from postgit.errors import PostgitError
-from postgit.settings import database_url_from_env
+from postgit.settings import database_url_from_env, pool_max_size_from_env, positive_number_from_env
 
 DEFAULT_PORT = 3000
 DEFAULT_HOST = "0.0.0.0"  # noqa: S104 - a server is meant to be reachable; POSTGIT_HOST narrows it
+DEFAULT_POOL_MAX = 10
+DEFAULT_DB_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -22,8 +24,10 @@ class ServerSettings:
         host: ``POSTGIT_HOST``, the address to listen on.
         port: ``PORT``, the port to listen on.
         events_poll_seconds: how often an event stream looks for new events.
-        pool_min_size: connections the pool keeps open.
-        pool_max_size: connections the pool opens at most.
+        pool_min_size: connections the pool keeps open (at most ``pool_max_size``).
+        pool_max_size: ``POSTGIT_DB_POOL_MAX``, connections the pool opens at most.
+        db_timeout_seconds: ``POSTGIT_DB_TIMEOUT_SECONDS``, how long a request waits for a connection, and then
+            for the database's answer, before the server answers 503.
     """
 
     database_url: str
@@ -32,7 +36,8 @@ class ServerSettings:
     port: int = DEFAULT_PORT
     events_poll_seconds: float = 0.15
     pool_min_size: int = 2
-    pool_max_size: int = 10
+    pool_max_size: int = DEFAULT_POOL_MAX
+    db_timeout_seconds: float = DEFAULT_DB_TIMEOUT_SECONDS
 
     @classmethod
     def from_env(cls) -> ServerSettings:
@@ -42,6 +47,8 @@ class ServerSettings:
             api_token=os.environ.get("POSTGIT_API_TOKEN") or None,
             host=os.environ.get("POSTGIT_HOST") or DEFAULT_HOST,
             port=_port(os.environ.get("PORT")),
+            pool_max_size=pool_max_size_from_env(DEFAULT_POOL_MAX),
+            db_timeout_seconds=positive_number_from_env("POSTGIT_DB_TIMEOUT_SECONDS", DEFAULT_DB_TIMEOUT_SECONDS),
         )
 
     @property

@@ -18,14 +18,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from postgit_cli.embedded_pg import (
-    SERVER_USER,
-    EmbeddedPostgres,
-    EmbeddedPostgresError,
-    session_server,
-    stop_session_servers,
-)
+from postgit_cli.embedded_pg import SERVER_USER, EmbeddedPostgres, EmbeddedPostgresError
 from tests.support.ports import free_port
+from tests.support.session_pg import session_server, stop_session_servers
 from tests.support.waiting import wait_for_sync
 
 IS_ROOT = os.geteuid() == 0

@@ -8,6 +8,8 @@ from datetime import datetime
 
 import fastapi.routing
 import httpx
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import postgit_server.routes.events as events_route
 from tests.server.conftest import deploy, start
@@ -132,3 +134,27 @@ async def test_the_stream_stops_polling_when_the_client_goes_away(database_url, 
         await asyncio.wait_for(closed.wait(), 10)
         shown = (await client.get(f"/instances/{started['id']}")).json()
         assert shown["status"] == "pending"
+
+
+async def test_a_live_stream_ends_when_the_database_goes_away(database_url):
+    async with (
+        serving(database_url, db_timeout_seconds=1) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as client,
+    ):
+        await deploy(client, "greet")
+        started = await start(client, "greet")
+        seen: list[str] = []
+        async with client.stream("GET", f"/instances/{started['id']}/events") as response:
+            async for event in sse_events(response):
+                seen.append(event.event)
+                if event.event == "instance_created":
+                    drop_database(database_url)
+        # ended, not cut off: the client resumes with Last-Event-ID elsewhere or later
+        assert seen == ["instance_created"]
+        assert (await client.get("/workflows")).status_code == 503
+
+
+def drop_database(database_url: str) -> None:
+    name = conninfo_to_dict(database_url)["dbname"]
+    with psycopg.connect(make_conninfo(database_url, dbname="postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

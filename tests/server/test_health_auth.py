@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -103,8 +105,8 @@ async def test_openapi_describes_every_route(client):
     assert (await client.get("/docs")).status_code == 200
 
 
-async def test_health_is_503_when_the_database_is_gone(database_url):
-    async with api_client(database_url) as client:
+async def test_health_and_every_route_are_503_when_the_database_is_gone(database_url):
+    async with api_client(database_url, db_timeout_seconds=1) as client:
         assert (await client.get("/health")).status_code == 200
         name = conninfo_to_dict(database_url)["dbname"]
         with psycopg.connect(make_conninfo(database_url, dbname="postgres"), autocommit=True) as conn:
@@ -114,6 +116,23 @@ async def test_health_is_503_when_the_database_is_gone(database_url):
         body = response.json()
         assert body["status"] == "unavailable"
         assert body["database"].startswith("unreachable: ")
+        # all but the schema, and the deploy whose empty body is refused (422) before the database is asked
+        routes = [route for route in PROTECTED[:-1] if route != ("POST", "/workflows")]
+        answers = await asyncio.gather(*(client.request(method, path) for method, path in routes))
+        for route, refused in zip(routes, answers, strict=True):
+            assert refused.status_code == 503, (route, refused.text)
+            assert refused.json()["detail"].startswith("database unavailable: "), route
+            assert refused.headers["retry-after"] == "5"
+
+
+async def test_openapi_documents_the_503_of_an_unavailable_database(client):
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            unavailable = operation["responses"].get("503")
+            assert unavailable is not None, f"{method.upper()} {path} does not document 503"
+            body = "Health" if path == "/health" else "ErrorBody"
+            assert unavailable["content"]["application/json"]["schema"]["$ref"].endswith(f"/{body}")
 
 
 async def test_with_a_token_the_schema_needs_it_and_the_docs_page_is_off(auth_client):

@@ -17,6 +17,8 @@ from importlib.resources import files
 import psycopg
 from psycopg import AsyncConnection, sql
 
+from postgit.db.pool import with_connection_defaults
+
 log = logging.getLogger("postgit.migrate")
 
 MIGRATION_LOCK_ID = 0x706F73746769_01
@@ -48,9 +50,15 @@ def known_migrations() -> list[Migration]:
 
 
 async def migrate(conninfo: str) -> int:
-    """Bring the database's ``postgit`` schema up to date; returns the schema version afterwards."""
+    """Bring the database's ``postgit`` schema up to date; returns the schema version afterwards.
+
+    Opens one connection of its own (``application_name`` ``postgit-migrate`` unless the conninfo names one) and
+    closes it before returning. Raises :class:`psycopg.OperationalError` when the database cannot be reached: wrap
+    the call in :func:`postgit.db.pool.wait_for_database` to wait for it instead.
+    """
     migrations = known_migrations()
     latest = migrations[-1].version
+    conninfo = with_connection_defaults(conninfo, application_name="postgit-migrate")
     async with await AsyncConnection.connect(conninfo, autocommit=True) as conn:
         current = await _current_version(conn)
         if current is not None and current >= latest:

@@ -3,18 +3,21 @@
 The stream replays the events after the client's cursor (``?after=`` or the ``Last-Event-ID`` header), then
 follows new ones by polling until the instance finishes. It ends after a terminal instance event, or right
 after the replay when the instance had already finished. When the server shuts down, open streams end at once
-rather than hold the shutdown up; clients resume with ``Last-Event-ID``. FastAPI sends a keep-alive comment when
-a stream is idle for 15 seconds and stops the generator when the client goes away.
+rather than hold the shutdown up, and when the database becomes unavailable they end too; clients resume with
+``Last-Event-ID``. FastAPI sends a keep-alive comment when a stream is idle for 15 seconds and stops the generator
+when the client goes away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
@@ -24,6 +27,7 @@ from postgit_server.dependencies import Service, Settings, Stopping
 from postgit_server.models import Event
 
 router = APIRouter(tags=["instances"])
+log = logging.getLogger("postgit.server")
 
 TERMINAL_EVENTS = frozenset({"instance_completed", "instance_failed", "instance_cancelled"})
 FINISHED = frozenset({"completed", "failed", "cancelled"})
@@ -87,8 +91,12 @@ async def instance_events(
         poll_seconds=settings.events_poll_seconds,
         stopping=stopping,
     )
-    async for event in events:
-        yield ServerSentEvent(id=str(event["id"]), event=event["kind"], data=Event.model_validate(event))
+    try:
+        async for event in events:
+            yield ServerSentEvent(id=str(event["id"]), event=event["kind"], data=Event.model_validate(event))
+    except psycopg.OperationalError as exc:
+        # The answer has started: no 503 now. End the stream; the client resumes with Last-Event-ID.
+        log.info("event stream of instance %s ended: the database is unavailable (%s)", instance["id"], exc)
 
 
 async def follow(

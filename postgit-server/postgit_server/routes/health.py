@@ -2,32 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import psycopg
+from fastapi import APIRouter, Request, Response, status
 
-from fastapi import APIRouter, Response, status
-
+from postgit_server.database import unavailable_reason
 from postgit_server.dependencies import Service
 from postgit_server.models import Health
 
 router = APIRouter(tags=["health"])
-log = logging.getLogger("postgit.server")
-
-PING_TIMEOUT_SECONDS = 3.0
 
 
 @router.get(
     "/health",
     response_model=Health,
-    responses={503: {"model": Health, "description": "The database cannot be reached"}},
+    responses={503: {"model": Health, "description": "The database cannot be reached, or does not answer in time"}},
 )
-async def health(service: Service, response: Response) -> Health:
-    """``{"status": "ok", "database": "ok"}``; 503 with the reason when the database does not answer."""
+async def health(service: Service, request: Request, response: Response) -> Health:
+    """``{"status": "ok", "database": "ok"}``; 503 with the reason when the database does not answer.
+
+    Answers within ``POSTGIT_DB_TIMEOUT_SECONDS`` or so: the time to get a connection and a round trip are each
+    bounded by it.
+    """
     try:
-        await asyncio.wait_for(service.store.ping(), PING_TIMEOUT_SECONDS)
-    except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        log.warning("health check: the database does not answer: %s", reason)
+        await service.store.ping()
+    except psycopg.OperationalError as exc:
+        reason = unavailable_reason(exc, request.app.state.database, request.app.state.settings)
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return Health(status="unavailable", database=f"unreachable: {reason}")
     return Health(status="ok", database="ok")
