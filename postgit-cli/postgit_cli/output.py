@@ -426,6 +426,10 @@ class EventPrinter:
             for loop_node, tally in self._loops.items():
                 if tally.unprinted:
                     self._print(at, tally.line(loop_node))
+        if kind != "step_started" and kind.startswith("step_") and data.get("started_at"):
+            # a step that ended soon after it started: one event carries both
+            started = _parse_time(data["started_at"])
+            self._print(started, self._describe("step_started", node, data, started) or Text(""))
         text = self._describe(kind, node, data, at)
         if text is not None:
             self._print(at, text)
@@ -440,9 +444,10 @@ class EventPrinter:
         if tally is None:
             tally = self._loops[node] = _LoopTally(printed_at=at)
             lines.append(Text.assemble((node, "bold"), "  started its loop items"))
-        if kind == "step_started" and data.get("attempt", 1) == 1 and not data.get("resumed"):
+        first_start = data.get("attempt", 1) == 1 and not data.get("resumed")
+        if first_start and (kind == "step_started" or (kind != "step_cancelled" and data.get("started_at"))):
             tally.started += 1
-        elif kind == "step_completed":
+        if kind == "step_completed":
             tally.completed += 1
         elif kind == "step_failed" and data.get("retry_in") is None:
             tally.failed += 1
@@ -469,8 +474,9 @@ class EventPrinter:
         if kind == "step_started":
             if data.get("resumed"):  # woken up after a suspension: the step's time runs from its first start
                 return Text.assemble((node, "bold"), "  woke up")
-            if at is not None:
-                self._started[node] = at
+            started = _parse_time(data.get("started_at")) or at
+            if started is not None:
+                self._started[node] = started
             return Text.assemble((node, "bold"), f"  started (attempt {data.get('attempt', 1)})")
         if kind == "step_completed":
             return Text.assemble((node, "bold"), "  ", ("completed", "green"), self._took(node, at, "in"))

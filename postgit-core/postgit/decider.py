@@ -41,7 +41,7 @@ DONE = "done"
 FAILED = "failed"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Status:
     """How a node's run stands: ``active``, ``done`` (with its output) or ``failed`` (with its error)."""
 
@@ -79,6 +79,8 @@ class Scope:
 
     def variables(self, state: dict[str, Any]) -> dict[str, Any]:
         """The state's top-level keys overlaid with every enclosing scope's variables."""
+        if self.parent is None and not self.own:
+            return state
         chain: list[Scope] = []
         scope: Scope | None = self
         while scope is not None:
@@ -104,7 +106,7 @@ class Scope:
         target.own[root] = parsed.write(document, value)[root]  # type: ignore[index]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ReadyRun:
     """A leaf run that should be running now.
 
@@ -120,7 +122,7 @@ class ReadyRun:
     record: LeafRecord | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class WaitingRun:
     """A leaf run that waits: until ``due_at`` (a timer or a retry), or for an event (``event``, ``event_key``)."""
 
@@ -143,7 +145,6 @@ class ForEachProgress:
     errors: dict[int, Any] = field(default_factory=dict)
 
 
-@dataclass
 class Plan:
     """What :meth:`Decider.decide` found.
 
@@ -152,20 +153,23 @@ class Plan:
         waiting: leaf runs waiting for a time or an event.
         decisions: control decisions taken now, by run key, to record with the next write.
         completions: outputs of control runs outside loops that completed now and wrote to the state.
+        run_nodes: the node id of each run key in ``decisions`` and ``completions``.
         state: the state after those writes (the same object when nothing was written).
         outcome: None while the instance goes on; ``done`` or ``failed`` (with the error) when it ended.
         statuses: with ``observe``, each run's status by run key.
     """
 
-    ready: list[ReadyRun] = field(default_factory=list)
-    waiting: list[WaitingRun] = field(default_factory=list)
-    decisions: dict[str, Any] = field(default_factory=dict)
-    completions: dict[str, Any] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)
-    outcome: Status | None = None
-    statuses: dict[str, str] = field(default_factory=dict)
-    run_nodes: dict[str, str] = field(default_factory=dict)
-    """The node id of each run key in ``decisions`` and ``completions``."""
+    __slots__ = ("completions", "decisions", "outcome", "ready", "run_nodes", "state", "statuses", "waiting")
+
+    def __init__(self, state: dict[str, Any] | None = None):
+        self.ready: list[ReadyRun] = []
+        self.waiting: list[WaitingRun] = []
+        self.decisions: dict[str, Any] = {}
+        self.completions: dict[str, Any] = {}
+        self.run_nodes: dict[str, str] = {}
+        self.state: dict[str, Any] = state if state is not None else {}
+        self.outcome: Status | None = None
+        self.statuses: dict[str, str] = {}
 
 
 def node_error(node: NodeSpec, kind: str, message: str, **details: Any) -> dict[str, Any]:
@@ -185,6 +189,9 @@ class Decider:
     def __init__(self, definition: WorkflowDefinition):
         self.definition = definition
         self.memo: dict[str, ForEachProgress] = {}
+        self._sequence_done: dict[str, tuple[int, Any]] = {}
+        """Outside loops: how many children of a Sequence are known to be done, and the last one's output."""
+        self._root_scope = Scope()
         self._plan = Plan()
         self._view = RunView({})
         self._now: datetime = datetime.min
@@ -196,7 +203,7 @@ class Decider:
         self._view = view
         self._now = now
         self._observe = observe
-        status = self._eval(self.definition.root, Scope())
+        status = self._eval(self.definition.root, Scope() if observe else self._root_scope)
         if status.kind != ACTIVE:
             self._plan.outcome = status
         return self._plan
@@ -287,12 +294,20 @@ class Decider:
         return record.decision if record is not None else None
 
     def _sequence(self, node: NodeSpec, scope: Scope, key: str) -> Status:
-        output = None
-        for child in node.children:
-            status = self._eval(child, scope)
+        children = node.children
+        # Outside loops a done child stays done and has already written to the state: later walks start after it.
+        # (Inside a loop item each walk rebuilds the item's scope, so every child is walked again.)
+        remember = not scope.iteration and not self._observe
+        start, output = self._sequence_done.get(key, (0, None)) if remember else (0, None)
+        for index in range(start, len(children)):
+            status = self._eval(children[index], scope)
             if status.kind != DONE:
+                if remember and index > start:
+                    self._sequence_done[key] = (index, output)
                 return status
             output = status.value
+        if remember:
+            self._sequence_done[key] = (len(children), output)
         return Status(DONE, output)
 
     def _parallel(self, node: NodeSpec, scope: Scope, key: str) -> Status:

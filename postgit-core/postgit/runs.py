@@ -22,7 +22,7 @@ def run_key(node_id: str, iteration: tuple[int, ...] = ()) -> str:
     return node_id + "".join(f"[{index}]" for index in iteration)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LeafRecord:
     """The latest committed attempt of a leaf run.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -71,6 +72,9 @@ class _Stop:
 async def run_worker(settings: WorkerSettings) -> None:
     """Migrate, load plugins, and run one worker until it is stopped by a signal, waiting for the database."""
     registry = load_registry()
+    # Everything imported and loaded so far lives as long as the process: keep it out of the garbage collector's
+    # full collections, which would otherwise walk it again and again while the worker runs steps.
+    gc.freeze()
     # the LISTEN connection the engine opens gets the same connect timeout, keepalives and application name
     url = with_connection_defaults(settings.database_url, application_name=APPLICATION_NAME)
     settings = replace(settings, database_url=url)

@@ -6,21 +6,24 @@ Their keys are the columns of the ``commit_steps`` query's record definitions (`
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, Required, TypedDict
 
 
-class StepRow(TypedDict):
-    """One attempt of a leaf run (a row of ``steps``, inserted or, for a resumed attempt, updated)."""
+class StepRow(TypedDict, total=False):
+    """One attempt of a leaf run (a row of ``steps``, inserted or, for a resumed attempt, updated).
 
-    run_key: str
-    node_id: str
-    attempt: int
-    status: str
+    A key left out is null.
+    """
+
+    run_key: Required[str]
+    node_id: Required[str]
+    attempt: Required[int]
+    status: Required[str]
     params: Any
     output: Any
     error: dict[str, Any] | None
     worker_id: str
-    started_at: str
+    started_at: Required[str]
     finished_at: str | None
     due_at: str | None
     resume: dict[str, Any] | None
@@ -53,11 +56,12 @@ class EventRow(TypedDict):
     data: dict[str, Any]
 
 
-class CommitItem(TypedDict):
+class CommitItem(TypedDict, total=False):
     """What one write does to one instance, fenced by its lease token.
 
-    With ``log_only`` only ``events`` are written (while the lease holds). Otherwise the instance row takes
-    ``status`` and the rest; ``state`` None leaves the state as it is; ``keep_lease`` keeps the lease (the worker
+    A key left out is null (the statement reads the items with ``jsonb_to_recordset``), which keeps the JSON of
+    a batch small. With ``log_only`` only ``events`` are written (while the lease holds). Otherwise the instance row
+    takes ``status`` and the rest; no ``state`` leaves the state as it is; ``keep_lease`` keeps the lease (the worker
     goes on with the instance); ``parent_id`` is the instance's parent, if any (the two never share a batch);
     ``run_at`` (an ISO time) or ``run_in`` (seconds from now) says when a released
     instance is due; ``signal_seq`` is the last one the worker has seen, so an instance parked while an event
@@ -65,9 +69,9 @@ class CommitItem(TypedDict):
     """
 
     seq: int
-    id: str
+    id: Required[str]
     parent_id: str | None
-    lease_token: int
+    lease_token: Required[int]
     log_only: bool
     status: str
     state: dict[str, Any] | None

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("postgit.worker")
 
 MAX_STATE_BYTES = 10_000_000
+EVENT_FLUSH_SECONDS = 0.05
+"""How long a step's start may wait to be written with its result (as one event) before it is written alone."""
 NO_DUE_TIME = "9999-12-31T00:00:00+00:00"
 """``run_at`` of an instance that waits only for events: far enough never to come due."""
 
@@ -76,6 +79,7 @@ class InstanceDriver:
     def __init__(self, engine: Executor, held: HeldInstance, definition: WorkflowDefinition):
         self.engine = engine
         self.held = held
+        self.key = str(held.id)
         self.definition = definition
         self.view = RunView.from_rows(held.state, held.steps, held.runs)
         self.decider = Decider(definition)
@@ -90,6 +94,11 @@ class InstanceDriver:
         self.runs_to_record: dict[str, RunRow] = {}
         self.state_dirty = False
         self.events: list[EventRow] = []
+        """Written with the next write of the instance: results, cancellations, the end."""
+        self.starts: dict[str, EventRow] = {}
+        """Steps started whose start is not written yet: it goes with the step's result, or is written alone."""
+        self.starts_since: float | None = None
+        """When the oldest of ``starts`` was logged (monotonic)."""
 
     def poke(self) -> None:
         """An event was sent to the instance: look for it."""
@@ -101,6 +110,7 @@ class InstanceDriver:
         try:
             await self._drive()
         finally:
+            self.engine.unwritten_starts.discard(self)
             await self._cancel_all()
 
     # -- the loop ----------------------------------------------------------------------------------------------
@@ -129,13 +139,10 @@ class InstanceDriver:
             if not to_start and not self.tasks:
                 await self._park(plan, results)
                 return
-            self.events.extend(_started_event(run) for run in to_start)
-            if results or self.runs_to_record or self.state_dirty:
-                if not await self._commit(self._item(plan, results, "running")):
-                    return
-            elif self.events:
-                self.engine.committer.submit_nowait(self._log_item())
-                self.events = []
+            must_write = bool(results or self.runs_to_record or self.state_dirty)
+            if must_write and not await self._commit(self._item(plan, results, "running")):
+                return
+            self._log_starts(to_start)
             if len(to_start) == 1 and not self.tasks and not plan.waiting and self.held.deadline_at is None:
                 # nothing else can happen meanwhile: run it here, without a task of its own
                 self.finished.append(await self._execute(to_start[0]))
@@ -176,7 +183,8 @@ class InstanceDriver:
 
     def _apply(self, result: StepResult) -> StepResult:
         """Apply a finished attempt to the view (and the state); returns it, or the failure it turned into."""
-        result = result.redacted()
+        if result.secrets:
+            result = result.redacted()
         node = result.run.node
         if result.status == "completed" and node.assign_to and not result.run.scope.in_loop:
             try:
@@ -191,7 +199,7 @@ class InstanceDriver:
                 self.view.state = state
                 self.state_dirty = True
         self.view.leaves[result.key] = result.record()
-        self.events.append(_result_event(result))
+        self.events.append(_result_event(result, self.starts.pop(result.key, None)))
         if result.status == "failed" and result.due_at is None:
             log.warning(
                 "instance %s: run '%s' failed: %s", self.held.id, result.key, (result.error or {}).get("message")
@@ -200,6 +208,8 @@ class InstanceDriver:
 
     def _cancel_unwanted(self, plan: Plan) -> None:
         """Cancel runs the decision no longer wants (a failed sibling, a winner elsewhere, a finished loop)."""
+        if not self.tasks:
+            return
         wanted = {run.key for run in plan.ready}
         self._cancel_runs([key for key in self.tasks if key not in wanted])
 
@@ -209,7 +219,11 @@ class InstanceDriver:
             task = self.tasks.pop(key)
             task.cancel()
             node_id = _node_of(task)
-            self.events.append({"kind": "step_cancelled", "node_id": node_id, "data": _run_data(key, node_id)})
+            data = _run_data(key, node_id)
+            start = self.starts.pop(key, None)
+            if start is not None:
+                data["started_at"] = start["data"]["started_at"]
+            self.events.append({"kind": "step_cancelled", "node_id": node_id, "data": data})
 
     # -- running steps -----------------------------------------------------------------------------------------
 
@@ -235,7 +249,7 @@ class InstanceDriver:
         variables = run.scope.variables(self.view.state)
         if run.node.is_engine_leaf:
             return await self.engine.waits.run(run, self.held.id, variables, self.taken)
-        return await self.engine.steps.run(run, str(self.held.id), variables)
+        return await self.engine.steps.run(run, self.key, variables)
 
     def _take_finished(self) -> list[StepResult]:
         finished, self.finished = self.finished, []
@@ -263,14 +277,14 @@ class InstanceDriver:
     # -- writing -----------------------------------------------------------------------------------------------
 
     async def _commit(self, item: CommitItem) -> bool:
+        self.events = []  # they are the item's now
         written = await self.engine.committer.submit(item)
         if not written:
             log.warning("instance %s: lease lost; nothing more is written", self.held.id)
             return False
         self.runs_to_record = {}
         self.state_dirty = False
-        self.events = []
-        if any(step["wait_key"] is not None and step["status"] == "suspended" for step in item["steps"]):
+        if any(step.get("wait_key") is not None and step["status"] == "suspended" for step in item.get("steps", ())):
             self.check_events = True  # an event sent by key while the wait was being stored: look once more
         return True
 
@@ -295,9 +309,11 @@ class InstanceDriver:
             fields.update(status="waiting", run_at=min(dues).isoformat() if dues else NO_DUE_TIME)
         item = self._item(plan, results, **fields)
         new_keyed_waits = [
-            (step["wait_event"], step["wait_key"])
-            for step in item["steps"]
-            if step["status"] == "suspended" and step["wait_key"] is not None and step["wait_event"] != CHILD_EVENT
+            (step.get("wait_event"), step.get("wait_key"))
+            for step in item.get("steps", ())
+            if step["status"] == "suspended"
+            and step.get("wait_key") is not None
+            and step.get("wait_event") != CHILD_EVENT
         ]
         if not await self._commit(item):
             return
@@ -318,7 +334,7 @@ class InstanceDriver:
             self.events.append({"kind": "instance_failed", "node_id": node_id, "data": {"error": error}})
             item = self._item(plan, results, "failed", node_types=[], error=error)
             log.warning("instance %s failed: %s", self.held.id, error.get("message") if error else error)
-        if await self._commit(item) and item["status"] == "failed":
+        if await self._commit(item) and item.get("status") == "failed":
             await self._cancel_children()
 
     async def _time_out(self, results: list[StepResult]) -> None:
@@ -346,66 +362,98 @@ class InstanceDriver:
             log.warning("instance %s: cancelling its child instances failed (%s)", self.held.id, exc)
 
     def _item(self, plan: Plan, results: list[StepResult], status: str, **fields: Any) -> CommitItem:
-        first = plan.ready[0] if plan.ready else None
-        waiting = plan.waiting[0] if plan.waiting else None
-        node = first.node if first else waiting.node if waiting else None
+        """The write of this turn. Keys left out are read as null by the statement (see ``CommitItem``)."""
+        ready = plan.ready
+        first = ready[0] if ready else None
+        node = first.node if first else plan.waiting[0].node if plan.waiting else None
         item: CommitItem = {
-            "seq": 0,
-            "id": str(self.held.id),
-            "parent_id": str(self.held.parent_id) if self.held.parent_id else None,
+            "id": self.key,
             "lease_token": self.held.lease_token,
-            "log_only": False,
             "status": status,
-            "state": self.view.state if self.state_dirty else None,
-            "current_node": node.id if node else None,
-            "node_type": node.type if node else None,
-            "node_types": sorted({run.node.type for run in plan.ready}),
+            "node_types": [first.node.type] if len(ready) == 1 else sorted({run.node.type for run in ready}),
             "attempt": first.attempt if first else 1,
-            "run_at": None,
             "run_in": self.engine.lease_seconds,
             "keep_lease": status == "running",
             "signal_seq": self.signal_seq,
-            "error": None,
-            "wait_reason": None,
-            "steps": [self._step_row(result) for result in results],
-            "runs": list(self.runs_to_record.values()),
-            "deliveries": [
-                {"signal_id": signal_id, "run_key": result.key} for result in results for signal_id in result.deliveries
-            ],
             "events": self.events,
         }
+        if node is not None:
+            item["current_node"] = node.id
+            item["node_type"] = node.type
+        if self.held.parent_id is not None:
+            item["parent_id"] = str(self.held.parent_id)
+        if self.state_dirty:
+            item["state"] = self.view.state
+        if results:
+            item["steps"] = [self._step_row(result) for result in results]
+            deliveries = [
+                {"signal_id": signal_id, "run_key": result.key} for result in results for signal_id in result.deliveries
+            ]
+            if deliveries:
+                item["deliveries"] = deliveries
+        if self.runs_to_record:
+            item["runs"] = list(self.runs_to_record.values())
         item.update(fields)  # type: ignore[typeddict-item]
         return item
 
-    def _log_item(self) -> CommitItem:
-        item = self._item(Plan(state=self.view.state), [], "running")
-        item["log_only"] = True
-        return item
+    def _log_starts(self, runs: list[ReadyRun]) -> None:
+        """Note that ``runs`` start now.
+
+        A start is written with the run's result when that comes soon (one event for both), else alone after
+        :data:`EVENT_FLUSH_SECONDS` (see :meth:`Executor.flush_events_forever`).
+        """
+        if not runs:
+            return
+        started_at = datetime.now(UTC).isoformat()
+        for run in runs:
+            self.starts[run.key] = _started_event(run, started_at)
+        if self.starts_since is None:
+            self.starts_since = time.monotonic()
+            self.engine.unwritten_starts.add(self)
+
+    def flush_starts(self) -> None:
+        """Write the starts noted so far on their own (fenced by the lease, like every write)."""
+        events = list(self.starts.values())
+        self.starts = {}
+        self.starts_since = None
+        self.engine.unwritten_starts.discard(self)
+        if not events:
+            return
+        item: CommitItem = {"id": self.key, "lease_token": self.held.lease_token, "log_only": True, "events": events}
+        self.engine.committer.submit_nowait(item)
 
     def _step_row(self, result: StepResult) -> StepRow:
-        return {
-            "run_key": result.key,
+        row: StepRow = {
+            "run_key": result.run.key,
             "node_id": result.run.node.id,
-            "attempt": result.attempt,
+            "attempt": result.run.attempt,
             "status": result.status,
             "params": result.params,
-            "output": result.output if result.status == "completed" else None,
-            "error": result.error,
             "worker_id": self.engine.worker_id,
             "started_at": result.started_at.isoformat(),
-            "finished_at": result.finished_at.isoformat() if result.finished_at else None,
-            "due_at": result.due_at.isoformat() if result.due_at else None,
-            "resume": result.resume,
-            "wait_event": result.wait_event,
-            "wait_key": result.wait_key,
         }
+        if result.status == "completed":
+            row["output"] = result.output
+        if result.finished_at is not None:
+            row["finished_at"] = result.finished_at.isoformat()
+        if result.error is not None:
+            row["error"] = result.error
+        if result.due_at is not None:
+            row["due_at"] = result.due_at.isoformat()
+        if result.resume is not None:
+            row["resume"] = result.resume
+        if result.wait_event is not None:
+            row["wait_event"] = result.wait_event
+            row["wait_key"] = result.wait_key
+        return row
 
 
 def _node_of(task: asyncio.Task[Any]) -> str:
     return getattr(task, "postgit_node_id", "")
 
 
-def _run_data(key: str, node_id: str, **data: Any) -> dict[str, Any]:
+def _run_data(key: str, node_id: str, attempt: int | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {} if attempt is None else {"attempt": attempt}
     if key != node_id:
         data["run"] = key
     return data
@@ -415,16 +463,22 @@ def _run_suffix(key: str, node_id: str) -> str:
     return f" (run '{key}')" if key != node_id else ""
 
 
-def _started_event(run: ReadyRun) -> EventRow:
-    data = _run_data(run.key, run.node.id, attempt=run.attempt)
+def _started_event(run: ReadyRun, started_at: str) -> EventRow:
+    data = _run_data(run.key, run.node.id, run.attempt)
+    data["started_at"] = started_at
     if run.record is not None and run.record.status == "suspended":
         data["resumed"] = True
     return {"kind": "step_started", "node_id": run.node.id, "data": data}
 
 
-def _result_event(result: StepResult) -> EventRow:
+def _result_event(result: StepResult, start: EventRow | None) -> EventRow:
+    """The event of a step's result; when its start was not written yet, it carries the start too (its time)."""
     node_id = result.run.node.id
-    data = _run_data(result.key, node_id, attempt=result.attempt)
+    data = _run_data(result.run.key, node_id, result.run.attempt)
+    if start is not None:
+        data["started_at"] = start["data"]["started_at"]
+        if start["data"].get("resumed"):
+            data["resumed"] = True
     if result.status == "completed":
         return {"kind": "step_completed", "node_id": node_id, "data": data}
     if result.status == "failed":

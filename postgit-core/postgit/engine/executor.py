@@ -7,6 +7,7 @@ Each claimed instance gets an :class:`~postgit.engine.driver.InstanceDriver`; th
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from postgit.db.store import Store
 from postgit.definition import ANY_WORKER, ENGINE_TYPES, WorkflowDefinition
 from postgit.engine.committer import GroupCommitter
-from postgit.engine.driver import HeldInstance, InstanceDriver
+from postgit.engine.deadlines import StepDeadlines
+from postgit.engine.driver import EVENT_FLUSH_SECONDS, HeldInstance, InstanceDriver
 from postgit.engine.steps import PluginSteps
 from postgit.engine.waits import EngineNodes
 from postgit.registry import NodeRegistry
@@ -65,12 +67,15 @@ class Executor:
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
         self.definitions = DefinitionCache(store)
-        self.steps = PluginSteps(registry, threads, store)
+        self.deadlines = StepDeadlines()
+        self.steps = PluginSteps(registry, threads, store, self.deadlines)
         self.waits = EngineNodes(store, WorkflowService(store, registry))
         self.on_timer = on_timer
         self.node_types = frozenset(registry) | ENGINE_TYPES | {ANY_WORKER}
         """The node types this worker claims instances for."""
         self.drivers: dict[uuid.UUID, InstanceDriver] = {}
+        self.unwritten_starts: set[InstanceDriver] = set()
+        """Drivers holding the starts of steps that no write has carried yet."""
 
     def can_run(self, node_type: str) -> bool:
         return node_type in self.registry or node_type in ENGINE_TYPES
@@ -84,6 +89,18 @@ class Executor:
         driver = self.drivers.get(instance_id)
         if driver is not None:
             driver.poke()
+
+    async def run_background(self) -> None:
+        """What the executor does besides driving instances: enforce step timeouts, write waiting events."""
+        await asyncio.gather(self.deadlines.watch_forever(), self.flush_events_forever())
+
+    async def flush_events_forever(self) -> None:
+        """Write the steps' starts that waited longer than ``EVENT_FLUSH_SECONDS`` for their results."""
+        while True:
+            await asyncio.sleep(EVENT_FLUSH_SECONDS / 2)
+            due = time.monotonic() - EVENT_FLUSH_SECONDS
+            for driver in [d for d in self.unwritten_starts if d.starts_since is not None and d.starts_since <= due]:
+                driver.flush_starts()
 
     async def run(self, held: HeldInstance) -> None:
         """Drive ``held`` until it is parked, finishes, or its lease is lost."""

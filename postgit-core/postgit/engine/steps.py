@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from postgit.decider import ReadyRun
+from postgit.engine.deadlines import StepDeadlines
 from postgit.nodes import MailOutbox, NodeType, StepContext
 from postgit.outcomes import Completed, FatalError, RetryableError, StepFailure, Suspended
 from postgit.registry import NodeRegistry
@@ -28,7 +29,7 @@ log = logging.getLogger("postgit.worker")
 MAX_OUTPUT_BYTES = 1_000_000
 
 
-@dataclass
+@dataclass(slots=True)
 class StepResult:
     """How one attempt of a leaf run ended.
 
@@ -122,10 +123,14 @@ def suspended(run: ReadyRun, started_at: datetime, until: datetime | None, **fie
 class PluginSteps:
     """Runs leaf runs of plugin node types: resolve the params, call the handler, map its outcome."""
 
-    def __init__(self, registry: NodeRegistry, threads: ThreadPoolExecutor, outbox: MailOutbox | None):
+    def __init__(
+        self, registry: NodeRegistry, threads: ThreadPoolExecutor, outbox: MailOutbox | None, deadlines: StepDeadlines
+    ):
         self.registry = registry
+        self.deadlines = deadlines
         self.threads = threads
         self.outbox = outbox
+        self._loggers: dict[str, logging.Logger] = {}
 
     async def run(self, run: ReadyRun, instance_id: str, variables: dict[str, Any]) -> StepResult:
         """One attempt of ``run`` against ``variables`` (the state and the run's scope)."""
@@ -139,8 +144,7 @@ class PluginSteps:
             attempt=run.attempt,
             idempotency_key=f"{instance_id}:{run.key}",
             logger=logging.LoggerAdapter(
-                logging.getLogger(f"postgit.step.{node.type}"),
-                {"instance_id": instance_id, "node_id": node.id, "run": run.key},
+                self._logger(node.type), {"instance_id": instance_id, "node_id": node.id, "run": run.key}
             ),
             resume=(record.resume or {}).get("data") if record else None,
             suspended_until=record.due_at if record else None,
@@ -180,6 +184,12 @@ class PluginSteps:
             )
             return failed(run, started_at, failure, retry_delay=self._delay(run, node_type), **common)
 
+    def _logger(self, node_type: str) -> logging.Logger:
+        logger = self._loggers.get(node_type)
+        if logger is None:
+            logger = self._loggers[node_type] = logging.getLogger(f"postgit.step.{node_type}")
+        return logger
+
     def _delay(self, run: ReadyRun, node_type: NodeType) -> float | None:
         policy = run.node.retry or node_type.retry
         return policy.next_delay(run.attempt)
@@ -191,5 +201,4 @@ class PluginSteps:
         else:
             loop = asyncio.get_running_loop()
             call = loop.run_in_executor(self.threads, functools.partial(handler, ctx, params))
-        async with asyncio.timeout(seconds or node_type.timeout):  # cheaper than wait_for: no extra task
-            return await call
+        return await self.deadlines.run(call, seconds or node_type.timeout)

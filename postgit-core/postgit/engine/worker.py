@@ -82,6 +82,7 @@ class Worker:
         side_tasks = [
             asyncio.create_task(self.committer.run(), name="committer"),
             asyncio.create_task(self._renew_loop(), name="renew"),
+            asyncio.create_task(self.executor.run_background(), name="executor-background"),
             asyncio.create_task(
                 listen_for_work(self.settings.database_url, self.node_types, self._wakeup, self.executor.poke),
                 name="listener",

@@ -19,6 +19,9 @@ ALTER TABLE postgit.instances
 UPDATE postgit.instances SET node_types = ARRAY[node_type] WHERE node_type IS NOT NULL;
 
 CREATE INDEX instances_parent ON postgit.instances (parent_id) WHERE parent_id IS NOT NULL;
+-- instances with a deadline, soonest first: what a worker wakes up for to fail them on time
+CREATE INDEX instances_deadline ON postgit.instances (deadline_at)
+    WHERE deadline_at IS NOT NULL AND status IN ('pending', 'running', 'waiting');
 
 ALTER TABLE postgit.steps
     ADD COLUMN run_key text,

@@ -72,14 +72,14 @@ FROM claimed c;
 
 -- name: commit_steps
 -- Write a batch of outcomes, each fenced by its instance's lease token; returns the `seq` of each item written.
--- An item either updates its instance (its status, state and leases) or, `log_only`, only records events. A
--- finished child instance signals its parent, which wakes up when it waits.
+-- An item either updates its instance (its status, state and leases) or, `log_only`, only records events. Keys an
+-- item leaves out are null. A finished child instance signals its parent, which wakes up when it waits.
 WITH batch AS (
     SELECT * FROM jsonb_to_recordset(%(batch)s::jsonb) AS b(
-        seq int, id uuid, parent_id uuid, lease_token bigint, log_only boolean, status text, state jsonb, current_node text,
-        node_type text, node_types text[], attempt int, run_at timestamptz, run_in double precision,
-        keep_lease boolean, signal_seq bigint, error jsonb, wait_reason text, steps jsonb, runs jsonb,
-        deliveries jsonb, events jsonb)
+        seq int, id uuid, parent_id uuid, lease_token bigint, log_only boolean, status text, state jsonb,
+        current_node text, node_type text, node_types text[], attempt int, run_at timestamptz,
+        run_in double precision, keep_lease boolean, signal_seq bigint, error jsonb, wait_reason text, steps jsonb,
+        runs jsonb, deliveries jsonb, events jsonb)
 ), updated AS (
     UPDATE postgit.instances i
     SET status = b.status,
@@ -96,53 +96,51 @@ WITH batch AS (
         error = b.error, wait_reason = b.wait_reason, updated_at = now(),
         finished_at = CASE WHEN b.status IN ('completed', 'failed') THEN now() END
     FROM batch b
-    WHERE i.id = b.id AND i.lease_token = b.lease_token AND i.status = 'running' AND NOT b.log_only
+    WHERE i.id = b.id AND i.lease_token = b.lease_token AND i.status = 'running' AND b.log_only IS NOT TRUE
     RETURNING i.id, i.status, i.node_types, i.parent_id
 ), written AS (
-    SELECT b.seq, b.id FROM batch b JOIN updated u ON u.id = b.id WHERE NOT b.log_only
-    UNION ALL
-    SELECT b.seq, b.id FROM batch b
-    JOIN postgit.instances i ON i.id = b.id AND i.lease_token = b.lease_token AND i.status = 'running'
-    WHERE b.log_only
+    -- the items whose lease held, in the batch's order, each with what it writes besides its instance row
+    SELECT b.seq, b.id, b.steps, b.runs, b.deliveries, b.events FROM batch b
+    WHERE (b.log_only IS NOT TRUE AND b.id IN (SELECT id FROM updated))
+       OR (b.log_only AND EXISTS (SELECT FROM postgit.instances i
+                                  WHERE i.id = b.id AND i.lease_token = b.lease_token AND i.status = 'running'))
 ), written_steps AS (
     INSERT INTO postgit.steps AS s (instance_id, run_key, node_id, attempt, status, params, output, error, worker_id,
                                     started_at, finished_at, due_at, resume, wait_event, wait_key)
-    SELECT b.id, r.run_key, r.node_id, r.attempt, r.status, r.params, r.output, r.error, r.worker_id, r.started_at,
+    SELECT w.id, r.run_key, r.node_id, r.attempt, r.status, r.params, r.output, r.error, r.worker_id, r.started_at,
            r.finished_at, r.due_at, r.resume, r.wait_event, r.wait_key
-    FROM batch b JOIN written w ON w.seq = b.seq
-    CROSS JOIN LATERAL jsonb_to_recordset(b.steps) AS r(
+    FROM written w
+    CROSS JOIN LATERAL jsonb_to_recordset(w.steps) AS r(
         run_key text, node_id text, attempt int, status text, params jsonb, output jsonb, error jsonb,
         worker_id text, started_at timestamptz, finished_at timestamptz, due_at timestamptz, resume jsonb,
         wait_event text, wait_key text)
-    WHERE b.steps IS NOT NULL
+    WHERE w.steps IS NOT NULL
     ON CONFLICT (instance_id, run_key, attempt) DO UPDATE
     SET status = excluded.status, params = excluded.params, output = excluded.output, error = excluded.error,
         worker_id = excluded.worker_id, finished_at = excluded.finished_at, due_at = excluded.due_at,
         resume = excluded.resume, wait_event = excluded.wait_event, wait_key = excluded.wait_key
 ), written_runs AS (
     INSERT INTO postgit.runs AS r (instance_id, run_key, node_id, decision, status, output)
-    SELECT b.id, c.run_key, c.node_id, c.decision, c.status, c.output
-    FROM batch b JOIN written w ON w.seq = b.seq
-    CROSS JOIN LATERAL jsonb_to_recordset(b.runs) AS c(run_key text, node_id text, decision jsonb, status text,
+    SELECT w.id, c.run_key, c.node_id, c.decision, c.status, c.output
+    FROM written w
+    CROSS JOIN LATERAL jsonb_to_recordset(w.runs) AS c(run_key text, node_id text, decision jsonb, status text,
                                                        output jsonb)
-    WHERE b.runs IS NOT NULL
+    WHERE w.runs IS NOT NULL
     ON CONFLICT (instance_id, run_key) DO UPDATE
     SET decision = COALESCE(r.decision, excluded.decision), status = COALESCE(excluded.status, r.status),
         output = COALESCE(excluded.output, r.output), updated_at = now()
 ), delivered AS (
     INSERT INTO postgit.deliveries (signal_id, instance_id, run_key)
-    SELECT d.signal_id, b.id, d.run_key
-    FROM batch b JOIN written w ON w.seq = b.seq
-    CROSS JOIN LATERAL jsonb_to_recordset(b.deliveries) AS d(signal_id bigint, run_key text)
-    WHERE b.deliveries IS NOT NULL
+    SELECT d.signal_id, w.id, d.run_key
+    FROM written w CROSS JOIN LATERAL jsonb_to_recordset(w.deliveries) AS d(signal_id bigint, run_key text)
+    WHERE w.deliveries IS NOT NULL
     ON CONFLICT DO NOTHING
 ), logged AS (
+    -- in the order of the batch and of each item's events, as a SELECT without a sort produces them
     INSERT INTO postgit.events (instance_id, kind, node_id, data)
-    SELECT b.id, e.kind, e.node_id, COALESCE(e.data, '{}'::jsonb)
-    FROM batch b JOIN written w ON w.seq = b.seq
-    CROSS JOIN LATERAL jsonb_array_elements(b.events) WITH ORDINALITY AS x(event, ord)
-    CROSS JOIN LATERAL jsonb_to_record(x.event) AS e(kind text, node_id text, data jsonb)
-    ORDER BY b.seq, x.ord
+    SELECT w.id, e.kind, e.node_id, COALESCE(e.data, '{}'::jsonb)
+    FROM written w CROSS JOIN LATERAL jsonb_to_recordset(w.events) AS e(kind text, node_id text, data jsonb)
+    WHERE w.events IS NOT NULL
 ), finished_children AS (
     SELECT u.id, u.parent_id, u.status FROM updated u
     WHERE u.parent_id IS NOT NULL AND u.status IN ('completed', 'failed')
@@ -240,8 +238,13 @@ WITH RECURSIVE tree AS (
 SELECT id FROM cancelled;
 
 -- name: next_run_at
--- When the earliest active instance this worker could claim is due (by its node types, or by its deadline).
-SELECT min(CASE WHEN node_types && %(node_types)s::text[] THEN run_at ELSE greatest(run_at, deadline_at) END)
-       AS run_at
-FROM postgit.instances
-WHERE status IN ('pending', 'running', 'waiting') AND (node_types && %(node_types)s::text[] OR deadline_at IS NOT NULL);
+-- When the earliest active instance this worker could claim is due: by its node types (the claim index, in run_at
+-- order), or by its deadline (the earliest deadlines only: a hint for waking up, the fallback poll does the rest).
+SELECT least(
+    (SELECT min(run_at) FROM postgit.instances
+     WHERE status IN ('pending', 'running', 'waiting') AND node_types && %(node_types)s::text[]),
+    (SELECT min(greatest(run_at, deadline_at)) FROM (
+        SELECT run_at, deadline_at FROM postgit.instances
+        WHERE status IN ('pending', 'running', 'waiting') AND deadline_at IS NOT NULL
+        ORDER BY deadline_at LIMIT 100) AS soonest)
+) AS run_at;
