@@ -316,15 +316,16 @@ def print_instance(row: dict[str, Any]) -> None:
                 _cell(child.get("parent_run_key")),
             )
         stdout().print(table)
-    _print_steps(row.get("steps") or [])
+    _print_steps(row.get("steps") or [], row.get("steps_total"))
 
 
-def _print_steps(steps: list[dict[str, Any]]) -> None:
+def _print_steps(steps: list[dict[str, Any]], total: Any) -> None:
     if not steps:
         return
     stdout().print(Text("Steps", style="bold"))
-    if len(steps) > MAX_STEPS_SHOWN:
-        note(f"{len(steps) - MAX_STEPS_SHOWN} earlier attempts not shown (pst status --json lists them all)")
+    total = total if isinstance(total, int) and total >= len(steps) else len(steps)
+    if total > MAX_STEPS_SHOWN:
+        note(f"the latest {MAX_STEPS_SHOWN} of {total} step attempts (pst status --json has more)")
         steps = steps[-MAX_STEPS_SHOWN:]
     table = _table("RUN", "ATTEMPT", "STATUS", "DURATION", "ERROR")
     for step in steps:

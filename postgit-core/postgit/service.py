@@ -30,6 +30,9 @@ from postgit.validation import validate_definition
 WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 MAX_INPUT_BYTES = 1_000_000
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
+DEFAULT_STEPS_LIMIT = 10_000
+"""An instance's detail lists its latest step attempts up to this many, unless asked for more or fewer."""
+MAX_STEPS_LIMIT = 1_000_000
 MAX_EVENT_BYTES = 1_000_000
 MAX_EVENT_KEY_LENGTH = 200
 LIVE_WORKER_SECONDS = 30.0
@@ -124,13 +127,16 @@ class WorkflowService:
             cancel_with_parent=cancel_with_parent,
         )
 
-    async def get_instance(self, instance_id: str | uuid.UUID) -> Row:
-        """An instance with its steps, children, active branches and tree of runs, and why it waits."""
+    async def get_instance(self, instance_id: str | uuid.UUID, *, steps_limit: int = DEFAULT_STEPS_LIMIT) -> Row:
+        """An instance with its children, active branches, tree of runs and why it waits.
+
+        It lists the latest ``steps_limit`` step attempts; ``steps_total`` says how many there are.
+        """
         row = await self.store.get_instance(parse_instance_id(instance_id))
         if row is None:
             raise NotFound(f"instance {instance_id} does not exist")
         row["steps"], latest, runs, row["children"] = await asyncio.gather(
-            self.store.list_steps(row["id"]),
+            self.store.list_steps(row["id"], steps_limit),
             self.store.latest_attempts(row["id"]),
             self.store.list_runs(row["id"]),
             self.store.list_children(row["id"]),
@@ -143,6 +149,8 @@ class WorkflowService:
                 row["wait_reason"] = _missing_worker_reason(row["node_types"], workers)
         definition = await self._definition(row["workflow"], row["version"])
         row.update(progress(definition, row, latest, runs, live_types))
+        steps_total = len(row["steps"])
+        row["steps_total"] = steps_total if steps_total < steps_limit else await self.store.count_steps(row["id"])
         return row
 
     async def _definition(self, name: str, version: int) -> WorkflowDefinition:

@@ -271,7 +271,8 @@ class InstanceDetail(BaseModel):
     branches: list[Branch] = Field(default_factory=list, description="The active leaf runs (none once finished)")
     tree: RunNode | None = Field(default=None, description="The definition's nodes with the state of their runs")
     children: list[ChildInstance] = Field(default_factory=list, description="Instances it started, oldest first")
-    steps: list[Step]
+    steps: list[Step] = Field(description="Its latest step attempts (see `steps_limit`), in the order they started")
+    steps_total: int = Field(description="How many step attempts it has recorded")
 
 
 class CancelResponse(BaseModel):

@@ -111,6 +111,7 @@ async def test_instance_detail_has_every_field_and_the_wait_reason(client, store
         "branches",
         "tree",
         "children",
+        "steps_total",
     }
     assert shown["id"] == started["id"]
     assert shown["attempt"] == 1

@@ -159,8 +159,13 @@ class Store:
             "list_instances", {"status": status, "workflow": workflow, "limit": limit, "offset": offset}
         )
 
-    async def list_steps(self, instance_id: uuid.UUID) -> list[Row]:
-        return await self._fetch_all("list_steps", {"instance_id": instance_id})
+    async def list_steps(self, instance_id: uuid.UUID, limit: int | None = None) -> list[Row]:
+        """The latest ``limit`` attempts (all when None) of an instance's steps, in the order they started."""
+        return await self._fetch_all("list_steps", {"instance_id": instance_id, "limit": limit})
+
+    async def count_steps(self, instance_id: uuid.UUID) -> int:
+        row = await self._fetch_one("count_steps", {"instance_id": instance_id})
+        return row["steps"] if row else 0
 
     async def latest_attempts(self, instance_id: uuid.UUID) -> list[Row]:
         """The latest attempt of each leaf run of an instance."""

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Query, Response, status
 
 from postgit.errors import InvalidInput
-from postgit.service import check_workflow_name, parse_instance_id
+from postgit.service import DEFAULT_STEPS_LIMIT, MAX_STEPS_LIMIT, check_workflow_name, parse_instance_id
 from postgit_server.dependencies import Service
 from postgit_server.models import (
     CancelResponse,
@@ -87,9 +87,16 @@ async def list_instances(
 
 
 @router.get("/instances/{instance_id}", response_model=InstanceDetail, responses=NOT_FOUND)
-async def get_instance(instance_id: str, service: Service) -> InstanceDetail:
-    """An instance with its state and every recorded step attempt."""
-    row = await service.get_instance(instance_id)
+async def get_instance(
+    instance_id: str,
+    service: Service,
+    steps_limit: Annotated[
+        int,
+        Query(ge=0, le=MAX_STEPS_LIMIT, description="List at most this many step attempts, the latest ones"),
+    ] = DEFAULT_STEPS_LIMIT,
+) -> InstanceDetail:
+    """An instance with its state, its branches and tree of runs, and its latest step attempts."""
+    row = await service.get_instance(instance_id, steps_limit=steps_limit)
     return InstanceDetail.model_validate({**row, "steps": [_step(step) for step in row["steps"]]})
 
 
