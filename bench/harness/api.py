@@ -1,10 +1,11 @@
-"""The start path through the real API: deploy a definition, start instances one at a time or many in flight."""
+"""The real API: deploy a definition, start instances one at a time or many in flight, send events."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,15 @@ class Started:
     """One started instance: its id, and the wall-clock times (``time.time()``) of its start request and response."""
 
     id: str
+    sent_at: float
+    returned_at: float
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One event sent: the stored event's id, and the wall-clock times (``time.time()``) of its request and response."""
+
+    signal_id: int
     sent_at: float
     returned_at: float
 
@@ -66,12 +76,16 @@ class Api:
             raise ApiError(f"deploying {name} answered {response.status_code}: {response.text}")
         return int(response.json()["version"])
 
+    async def _own_connection(self) -> Connection:
+        """This client's own keep-alive connection, opened on first use."""
+        if self._connection is None:
+            self._connection = await Connection(self.base_url).__aenter__()
+        return self._connection
+
     async def start(self, name: str, input: Any = None, connection: Connection | None = None) -> Started:
         """Start one instance of ``name`` (on ``connection``, else on this client's own keep-alive connection)."""
         if connection is None:
-            if self._connection is None:
-                self._connection = await Connection(self.base_url).__aenter__()
-            connection = self._connection
+            connection = await self._own_connection()
         sent_at = time.time()
         status, body = await connection.post_json(f"/workflows/{name}/instances", {"input": input})
         returned_at = time.time()
@@ -79,14 +93,20 @@ class Api:
             raise ApiError(f"starting {name} answered {status}: {body}")
         return Started(str(body["id"]), sent_at, returned_at)
 
-    async def start_many(self, name: str, count: int, in_flight: int) -> StartBatch:
-        """Start ``count`` instances with ``in_flight`` requests outstanding at any time, one connection each."""
+    async def start_many(
+        self, name: str, count: int, in_flight: int, make_input: Callable[[int], Any] | None = None
+    ) -> StartBatch:
+        """Start ``count`` instances with ``in_flight`` requests outstanding at any time, one connection each.
+
+        The instance numbered ``index`` gets ``make_input(index)`` as its input (default ``{"n": index}``).
+        """
         started: list[Started] = []
         remaining = iter(range(count))
+        input_for = make_input or (lambda index: {"n": index})
 
         async def client(connection: Connection) -> None:
             for index in remaining:
-                started.append(await self.start(name, {"n": index}, connection))
+                started.append(await self.start(name, input_for(index), connection))
 
         async with contextlib.AsyncExitStack() as stack:
             connections = [await stack.enter_async_context(Connection(self.base_url)) for _ in range(in_flight)]
@@ -98,3 +118,14 @@ class Api:
     async def start_back_to_back(self, name: str, count: int) -> list[Started]:
         """Start ``count`` instances one after another, each request sent as soon as the previous one returned."""
         return [await self.start(name, {"n": index}) for index in range(count)]
+
+    async def send_event(self, instance_id: str, name: str, data: Any = None, event_id: str | None = None) -> Sent:
+        """Send the event ``name`` to one instance (``POST /instances/{id}/events``) on this client's connection."""
+        connection = await self._own_connection()
+        body = {"name": name, "data": data, "event_id": event_id}
+        sent_at = time.time()
+        status, answer = await connection.post_json(f"/instances/{instance_id}/events", body)
+        returned_at = time.time()
+        if status != 202:
+            raise ApiError(f"sending {name} to {instance_id} answered {status}: {answer}")
+        return Sent(int(answer["signal_id"]), sent_at, returned_at)

@@ -42,7 +42,14 @@ class Sizes:
         w4_waiting: far-future timers inserted before W4.
         w4_workers: the worker-process counts W4 repeats W1 with.
         profile_instances: the instances of the profiled W1 run (more than W1's, for enough samples).
-        rounds: how many times W1 and W4 are run at each worker count (interleaved); the median round counts.
+        f1_items: the items of F1's one ForEach instance (one Noop step each).
+        f1_concurrency: F1's ForEach ``concurrency`` (items running at once).
+        f2_instances: F2's instances, each a Parallel of ``f2_branches`` Noop branches.
+        f2_branches: the branches of F2's Parallel.
+        f3_instances: F3's instances, each waiting for an event that is then sent to it, one at a time.
+        f3_warmup: F3 instances sent their event first and not counted.
+        rounds: how many times W1 and W4 are run at each worker count (interleaved), and F1 and F2; the median
+            round counts.
         timeout_seconds: the longest any one workload may take before the run fails.
     """
 
@@ -61,6 +68,12 @@ class Sizes:
     start_concurrency: int = 16
     w2_warmup: int = 5
     w3_sleep_seconds: float = 2.0
+    f1_items: int = 10_000
+    f1_concurrency: int = 100
+    f2_instances: int = 1_000
+    f2_branches: int = 10
+    f3_instances: int = 200
+    f3_warmup: int = 5
     timeout_seconds: float = 600.0
     worker: WorkerEnv = field(default_factory=WorkerEnv)
 
@@ -110,6 +123,10 @@ SMOKE = Sizes(
     w1_workers=(1,),
     w2_warmup=2,
     w3_sleep_seconds=1.0,
+    f1_items=200,
+    f2_instances=20,
+    f3_instances=10,
+    f3_warmup=2,
     timeout_seconds=60.0,
 )
 MODES = {sizes.mode: sizes for sizes in (FULL, QUICK, SMOKE)}

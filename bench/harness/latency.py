@@ -38,13 +38,14 @@ def sleep_then_record(seconds: float) -> dict[str, Any]:
     }
 
 
-async def _connect(url: str) -> psycopg.AsyncConnection[dict[str, Any]]:
+async def harness_connection(url: str) -> psycopg.AsyncConnection[dict[str, Any]]:
+    """An async harness connection: autocommit, dict rows, named as the harness's."""
     return await psycopg.AsyncConnection.connect(
         url, autocommit=True, row_factory=dict_row, application_name=HARNESS_APP
     )
 
 
-async def _recorded_time(conn: psycopg.AsyncConnection[dict[str, Any]], instance_id: str, node_id: str) -> float:
+async def recorded_time(conn: psycopg.AsyncConnection[dict[str, Any]], instance_id: str, node_id: str) -> float:
     """Wait until the instance completed; the time its ``node_id`` handler recorded."""
     deadline = time.monotonic() + INSTANCE_TIMEOUT
     await asyncio.sleep(SETTLE_SECONDS)
@@ -61,7 +62,8 @@ async def _recorded_time(conn: psycopg.AsyncConnection[dict[str, Any]], instance
         if row is not None and row["status"] in ("failed", "cancelled"):
             raise RuntimeError(f"instance {instance_id} {row['status']}")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"instance {instance_id} did not complete within {INSTANCE_TIMEOUT:.0f}s")
+            status = row["status"] if row is not None else "missing"
+            raise RuntimeError(f"instance {instance_id} did not complete within {INSTANCE_TIMEOUT:.0f}s ({status})")
         await asyncio.sleep(POLL_SECONDS)
 
 
@@ -77,11 +79,11 @@ async def w2_start_latency(url: str, api_url: str, sizes: Sizes) -> dict[str, An
     round_trips: list[float] = []
     async with Api(api_url) as api:
         await api.deploy(name, RECORD_ONE)
-        conn = await _connect(url)
+        conn = await harness_connection(url)
         try:
             for index in range(sizes.w2_warmup + sizes.w2_instances):
                 started = await api.start(name)
-                handler_began = await _recorded_time(conn, started.id, "first")
+                handler_began = await recorded_time(conn, started.id, "first")
                 if index >= sizes.w2_warmup:
                     latencies.append(handler_began - started.returned_at)
                     from_sent.append(handler_began - started.sent_at)
@@ -119,7 +121,7 @@ async def w3_timer_lateness(url: str, api_url: str, sizes: Sizes) -> dict[str, A
 
 async def _wait_for_all(url: str, name: str, started: list[Started], sizes: Sizes) -> dict[str, float]:
     deadline = time.monotonic() + sizes.w3_sleep_seconds + sizes.timeout_seconds
-    conn = await _connect(url)
+    conn = await harness_connection(url)
     try:
         while True:
             cursor = await conn.execute(

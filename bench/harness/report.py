@@ -14,6 +14,10 @@ TARGETS = {
     "w3_max_ms": ("<=", 200.0),
     "w4_ratio_to_w1": (">=", 0.8),
     "worker_peak_rss_mb": ("<=", 100.0),
+    "f1_ratio_to_w1": (">=", 0.8),
+    "f2_ratio_to_w1": (">=", 0.8),
+    "f3_p50_ms": ("<=", 5.0),
+    "f3_p99_ms": ("<=", 20.0),
 }
 
 
@@ -52,6 +56,14 @@ def derive(results: dict[str, Any]) -> dict[str, Any]:
     for workers_text, run in results["w4"]["runs"].items():
         run["ratio_to_w1"] = _ratio(run["steps_per_second"], w1[workers_text]["steps_per_second"])
     results["w4"]["ratio_to_w1"] = min(run["ratio_to_w1"] for run in results["w4"]["runs"].values())
+    for workload in ("f1", "f2"):
+        run = results[workload]
+        connections = matched_connections(run["workers"], measured)
+        run["ceiling_connections"] = connections
+        run["ratio_to_ceiling"] = _ratio(run["steps_per_second"], psycopg[connections])
+        run["ratio_to_pgbench"] = _ratio(run["steps_per_second"], pgbench.get(connections))
+        same_workers = w1.get(str(run["workers"]))
+        run["ratio_to_w1"] = _ratio(run["steps_per_second"], same_workers["steps_per_second"] if same_workers else None)
     rss = [
         value
         for run in [*w1.values(), *results["w4"]["runs"].values()]
@@ -67,6 +79,10 @@ def derive(results: dict[str, Any]) -> dict[str, Any]:
         "w3_max_ms": results["w3"]["max_ms"],
         "w4_ratio_to_w1": results["w4"]["ratio_to_w1"],
         "worker_peak_rss_mb": results["memory"]["worker_peak_rss_mb"],
+        "f1_ratio_to_w1": results["f1"]["ratio_to_w1"],
+        "f2_ratio_to_w1": results["f2"]["ratio_to_w1"],
+        "f3_p50_ms": results["f3"]["p50_ms"],
+        "f3_p99_ms": results["f3"]["p99_ms"],
     }
     results["targets"] = {
         name: {"value": figures[name], "target": f"{op} {limit:g}", "met": _met(figures[name], op, limit)}
@@ -126,11 +142,15 @@ def table(results: dict[str, Any]) -> str:
     if ceiling.get("pgbench"):
         rates = "".join(f"{_n(ceiling['pgbench'].get(c)):>12}" for c in counts)
         lines.append("  pgbench -M prepared                   " + rates)
-    lines += ["", "W1 / W4: 3-step Noop workflows, all started first, then worked off"]
+    lines += [
+        "",
+        "throughput: all instances started first, then worked off (W1 / W4: Sequence of 3 Noops; F1: ForEach; "
+        "F2: Parallel)",
+    ]
     columns = [  # (heading, second heading line, width, value of a run)
         ("start/s", "", 9, lambda run: _n(run["start"]["instances_per_second"])),
         ("steps/s", "", 9, lambda run: _n(run["steps_per_second"])),
-        ("÷ceil", "(conn)", 8, _ceiling_cell),
+        ("÷ceil", "(conn)", 9, _ceiling_cell),
         ("÷pgbench", "", 9, lambda run: _n(run.get("ratio_to_pgbench"), 2)),
         ("commits", "/step", 8, lambda run: _n(run["commits_per_step"], 3)),
         ("stmts", "/step", 7, lambda run: _n(run["statements_per_step"], 2)),
@@ -143,14 +163,20 @@ def table(results: dict[str, Any]) -> str:
     lines.append(f"  {'':<18}" + "".join(f"{sub:>{width}}" for _, sub, width, _ in columns))
     runs = [(f"W1, {w} worker(s)", run) for w, run in results["w1"]["runs"].items()]
     runs += [(f"W4, {w} worker(s)", run) for w, run in results["w4"]["runs"].items()]
+    f1, f2 = results["f1"], results["f2"]
+    runs += [(f"F1, {f1['workers']} worker(s)", f1), (f"F2, {f2['workers']} worker(s)", f2)]
     for label, run in runs:
         lines.append(f"  {label:<18}" + "".join(f"{value(run):>{width}}" for _, _, width, value in columns))
     backlog = results["w4"]["backlog"]
-    lines.append(
+    lines += [
         f"  W4 backlog: {_n(backlog['waiting_instances'])} far-future timers; "
-        f"W4 ÷ W1 = {_n(results['w4']['ratio_to_w1'], 2)}"
-    )
-    w2, w3 = results["w2"], results["w3"]
+        f"W4 ÷ W1 = {_n(results['w4']['ratio_to_w1'], 2)}",
+        f"  F1: 1 instance, ForEach over {_n(f1['items'])} Noop items ({f1['concurrency']} at once): "
+        f"{_n(f1['instance_seconds'], 2)} s from release to completion; F1 ÷ W1 = {_n(f1['ratio_to_w1'], 2)}",
+        f"  F2: {_n(f2['instances'])} instances x Parallel of {f2['branches']} Noop branches; "
+        f"F2 ÷ W1 = {_n(f2['ratio_to_w1'], 2)}",
+    ]
+    w2, w3, f3 = results["w2"], results["w3"], results["f3"]
     lines += [
         "",
         f"{'latency, ms':<48}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}",
@@ -158,6 +184,8 @@ def table(results: dict[str, Any]) -> str:
         + "".join(f"{_n(w2[k], 1):>8}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
         f"  W3 timer lateness ({w3['instances']} x {w3['sleep_seconds']:g} s)".ljust(48)
         + "".join(f"{_n(w3[k], 1):>8}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
+        f"  F3 event → next handler ({f3['instances']} one at a time)".ljust(48)
+        + "".join(f"{_n(f3[k], 1):>8}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
         "",
         "targets",
     ]

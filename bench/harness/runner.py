@@ -1,4 +1,4 @@
-"""One benchmark run: a fresh database, the ceiling, W1 to W4, an optional profile; the results as a dict."""
+"""One benchmark run: a fresh database, the ceiling, W1 to W4, F1 to F3, an optional profile; the results as a dict."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from psycopg.conninfo import conninfo_to_dict
 from harness import ceiling, machine, profile
 from harness.backlog import insert_waiting, maintain
 from harness.config import Sizes
+from harness.control_flow import run_f1, run_f2
 from harness.database import connect, connection_transactions, enable_statement_stats, fresh_database, pg_server
+from harness.event_latency import f3_event_latency
 from harness.latency import w2_start_latency, w3_timer_lateness
 from harness.processes import Process, start_server, start_worker
 from harness.report import derive
@@ -41,20 +43,22 @@ def wait_for_worker(url: str, process: Process, timeout: float = 60.0) -> None:
     raise RuntimeError(f"{process.name} did not register within {timeout:.0f}s:\n{process.tail()}")
 
 
-def run_latency(paths: RunPaths, sizes: Sizes) -> tuple[dict[str, Any], dict[str, Any]]:
-    """W2 then W3, against one server and one worker that is idle when W2 begins."""
+def run_latency(paths: RunPaths, sizes: Sizes) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """W2, F3, then W3, against one server and one worker that is idle when W2 and each of F3's events begin."""
     server, api_url = start_server(paths.url, paths.log_dir)
     worker = start_worker(paths.url, sizes.worker, paths.log_dir, "latency-worker")
     try:
         wait_for_worker(paths.url, worker)
         say(f"W2: {sizes.w2_instances} instances started one at a time, worker idle")
         w2 = asyncio.run(w2_start_latency(paths.url, api_url, sizes))
+        say(f"F3: {sizes.f3_instances} waiting instances sent their event one at a time, worker idle")
+        f3 = asyncio.run(f3_event_latency(paths.url, api_url, sizes))
         say(f"W3: {sizes.w3_instances} instances started back to back, each sleeping {sizes.w3_sleep_seconds:g} s")
         w3 = asyncio.run(w3_timer_lateness(paths.url, api_url, sizes))
     finally:
         worker.stop()
         server.stop()
-    return w2, w3
+    return w2, w3, f3
 
 
 def run_profile(paths: RunPaths, sizes: Sizes, profile_dir: Path, stamp: str) -> dict[str, Any]:
@@ -126,6 +130,28 @@ def run_rounds(plain: RunPaths, backlogged: RunPaths, sizes: Sizes) -> tuple[dic
     )
 
 
+def run_control_flow(paths: RunPaths, sizes: Sizes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """F1 and F2 ``sizes.rounds`` times each, interleaved (which goes first alternates); each one's median round.
+
+    In the database without the backlog, vacuumed and analysed first as before W1.
+    """
+    maintain(paths.url)
+    measured: dict[str, list[dict[str, Any]]] = {"f1": [], "f2": []}
+    for number in range(1, sizes.rounds + 1):
+        order = ["f1", "f2"] if number % 2 else ["f2", "f1"]
+        for workload in order:
+            name = f"{workload}-r{number}"
+            if workload == "f1":
+                say(f"F1: 1 instance, ForEach over {sizes.f1_items:,} Noop items (concurrency "
+                    f"{sizes.f1_concurrency}), 1 worker, round {number} of {sizes.rounds}")  # fmt: skip
+                measured["f1"].append(run_f1(paths, sizes, name))
+            else:
+                say(f"F2: {sizes.f2_instances:,} instances x Parallel of {sizes.f2_branches} Noop branches, "
+                    f"1 worker, round {number} of {sizes.rounds}")  # fmt: skip
+                measured["f2"].append(run_f2(paths, sizes, name))
+    return median_round(measured["f1"]), median_round(measured["f2"])
+
+
 def insert_backlog(paths: RunPaths, sizes: Sizes) -> dict[str, Any]:
     """W4's far-future timers, in the database at ``paths`` (a server deploys their workflow)."""
     say(f"W4: inserting {sizes.w4_waiting:,} far-future timers")
@@ -146,6 +172,7 @@ def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             "start_instances_per_second": run["start"]["instances_per_second"],
             "worker_peak_rss_mb": run["worker_peak_rss_mb"],
             "commits_per_step": run["commits_per_step"],
+            "release_to_finished_seconds": run["release_to_finished_seconds"],
         }
         for run in rounds
     ]
@@ -155,7 +182,7 @@ def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 def run(sizes: Sizes, *, stamp: str, log_dir: Path, profile_dir: Path | None, keep_db: bool) -> dict[str, Any]:
     """Run every workload once; the results with the derived figures and targets.
 
-    Two fresh databases: one for the ceiling, W1, W2, W3 and the profile, one holding W4's backlog.
+    Two fresh databases: one for the ceiling, W1, W2, W3, F1, F2, F3 and the profile, one holding W4's backlog.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"schema": 1, "stamp": stamp, "mode": sizes.mode, "sizes": sizes.to_json()}
@@ -179,7 +206,7 @@ def run(sizes: Sizes, *, stamp: str, log_dir: Path, profile_dir: Path | None, ke
         say(f"ceiling: {sizes.ceiling_seconds:g} s at each of {sizes.ceiling_connections} connections")
         results["ceiling"] = ceiling.measure(url, sizes.ceiling_connections, sizes.ceiling_seconds, sizes.pgbench)
 
-        results["w2"], results["w3"] = run_latency(paths, sizes)
+        results["w2"], results["w3"], results["f3"] = run_latency(paths, sizes)
 
         results["profile"] = None
         if profile_dir is not None:
@@ -189,6 +216,7 @@ def run(sizes: Sizes, *, stamp: str, log_dir: Path, profile_dir: Path | None, ke
         results["w4"] = {"backlog": insert_backlog(backlogged, sizes)}
         results["w1"] = {}
         results["w1"]["runs"], results["w4"]["runs"] = run_rounds(paths, backlogged, sizes)
+        results["f1"], results["f2"] = run_control_flow(paths, sizes)
     results["machine"]["load_average_at_end"] = [round(value, 2) for value in os.getloadavg()]
     return derive(results)
 

@@ -12,12 +12,15 @@ Phases, each isolated so that PostgreSQL's counters can be attributed:
    when available) is the engine's.
 
 steps/s = steps ÷ (last step's ``finished_at`` - first step's ``started_at``), read from the steps table.
+
+The same two phases measure F1 and F2 (:mod:`harness.control_flow`) with other definitions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,22 +98,26 @@ def start_instances(
     name: str,
     count: int,
     profile_raw: Path | None = None,
+    definition: dict[str, Any] | None = None,
+    make_input: Callable[[int], Any] | None = None,
 ) -> dict[str, Any]:
     """Phase 1: deploy ``name``, start ``count`` instances through a server that is stopped afterwards, hold them.
 
-    With ``profile_raw``, py-spy records the server meanwhile.
+    ``definition`` defaults to W1's (:func:`three_noops`), ``make_input`` (the input of the instance numbered
+    ``index``) to ``{"n": index}``. With ``profile_raw``, py-spy records the server meanwhile.
     """
     server, url = start_server(paths.url, paths.log_dir)
     profiler: Process | None = None
+    in_flight = min(sizes.start_concurrency, count)
     try:
         if profile_raw is not None:
             profiler = attach_profiler(server.pid, profile_raw, paths.log_dir, f"{name}-server-py-spy")
 
         async def go() -> dict[str, Any]:
             async with Api(url) as api:
-                await api.deploy(name, three_noops())
+                await api.deploy(name, definition or three_noops())
                 cpu_before = time.process_time()
-                batch = await api.start_many(name, count, sizes.start_concurrency)
+                batch = await api.start_many(name, count, in_flight, make_input)
                 client_cpu = time.process_time() - cpu_before
             return {
                 "instances": len(batch.started),
@@ -134,14 +141,20 @@ def start_instances(
     return started
 
 
-def _release(poller: CountedConnection, name: str) -> None:
-    """Make the held instances due now and wake the workers, as starting them did."""
-    poller.one(
+def _release(poller: CountedConnection, name: str) -> float:
+    """Make the held instances due now and wake the workers, as starting them did; when (the server's clock).
+
+    The notification carries the node types that can run them, as a start's does (``node_types``: for a workflow
+    whose root is a control node, the types of the steps it runs first).
+    """
+    row = poller.one(
         "WITH released AS (UPDATE postgit.instances SET run_at = now() WHERE workflow = %s AND status = 'pending' "
-        "RETURNING node_type) SELECT count(*) AS n, pg_notify(%s, min(node_type)) IS NOT NULL AS notified "
+        "RETURNING node_types) SELECT count(*) AS n, extract(epoch FROM now())::float8 AS at, "
+        "pg_notify(%s, string_agg(DISTINCT array_to_string(node_types, ','), ',')) IS NOT NULL AS notified "
         "FROM released",
         (name, WORK_CHANNEL),
     )
+    return float(row["at"])
 
 
 def work_off(
@@ -166,7 +179,7 @@ def work_off(
         _wait_for_workers(poller, processes, len(processes), sizes.timeout_seconds)
         if profile_raw is not None:
             profiler = attach_profiler(processes[0].pid, profile_raw, paths.log_dir, f"{name}-py-spy")
-        _release(poller, name)
+        released_at = _release(poller, name)
         _wait_for_completion(paths, sizes, name, count, processes, poller, admin, samples)
         peak_rss = [peak_rss_mb(process.pid) for process in processes]
     finally:
@@ -191,10 +204,15 @@ def work_off(
         "workers": workers,
         "instances": count,
         "steps": steps,
+        "steps_not_completed": window["not_completed"],
         "seconds": round(seconds, 3),
         "steps_per_second": round(steps / seconds, 1) if seconds > 0 else None,
         "first_step_started_at": window["first"],
         "last_step_finished_at": window["last"],
+        "released_at": released_at,
+        "last_instance_finished_at": window["finished"],
+        # from the release to the last instance's completion: claims, control-flow decisions and all
+        "release_to_finished_seconds": round(window["finished"] - released_at, 3),
         "worker_peak_rss_mb": [round(value, 1) if value is not None else None for value in peak_rss],
         "commits": engine_commits,
         "commits_per_step": round(engine_commits / steps, 3) if steps else None,
@@ -272,9 +290,11 @@ def _step_window(url: str, name: str) -> dict[str, Any]:
         row = conn.execute(
             f"SELECT {MARKER} count(*) AS steps, count(*) FILTER (WHERE s.status <> 'completed') AS not_completed, "
             "extract(epoch FROM min(s.started_at))::float8 AS first, "
-            "extract(epoch FROM max(s.finished_at))::float8 AS last "
+            "extract(epoch FROM max(s.finished_at))::float8 AS last, "
+            "(SELECT extract(epoch FROM max(finished_at))::float8 FROM postgit.instances WHERE workflow = %s) "
+            "AS finished "
             "FROM postgit.steps s JOIN postgit.instances i ON i.id = s.instance_id WHERE i.workflow = %s",
-            (name,),
+            (name, name),
         ).fetchone()
     assert row is not None and row["steps"], f"no steps of {name} were recorded"
     return {
@@ -282,6 +302,7 @@ def _step_window(url: str, name: str) -> dict[str, Any]:
         "not_completed": int(row["not_completed"]),
         "first": row["first"],
         "last": row["last"],
+        "finished": row["finished"],
         "seconds": row["last"] - row["first"],
     }
 

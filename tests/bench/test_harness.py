@@ -29,10 +29,15 @@ def run_smoke(tmp_path: Path) -> tuple[dict, str]:
     result = subprocess.run(
         [sys.executable, str(RUN), "--smoke", "--profile", "--profile-dir", str(tmp_path / "profiles"),
          "--output", str(output)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=100, check=False,
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=130, check=False,
     )  # fmt: skip
     assert result.returncode == 0, f"bench/run.py --smoke failed:\n{result.stdout}\n{result.stderr}"
     return json.loads(output.read_text()), result.stdout
+
+
+def positive(value: object) -> bool:
+    """A number above zero (not None, not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
 def existing(databases: list[str]) -> list[str]:
@@ -41,7 +46,7 @@ def existing(databases: list[str]) -> list[str]:
     return [row[0] for row in rows]
 
 
-@pytest.mark.timeout(110)
+@pytest.mark.timeout(140)
 def test_smoke_run_measures_every_figure(tmp_path):
     results, printed = run_smoke(tmp_path)
 
@@ -71,10 +76,25 @@ def test_smoke_run_measures_every_figure(tmp_path):
     for workload in ("w2", "w3"):
         assert all(results[workload][key] is not None for key in LATENCY_KEYS)
 
+    sizes = results["sizes"]
+    f1, f2, f3 = results["f1"], results["f2"], results["f3"]
+    assert f1["instances"] == 1 and f1["steps"] == sizes["f1_items"]
+    assert f2["instances"] == sizes["f2_instances"] and f2["steps"] == sizes["f2_instances"] * sizes["f2_branches"]
+    for run in (f1, f2):
+        assert run["workers"] == 1 and run["steps_not_completed"] == 0
+        assert positive(run["steps_per_second"]) and positive(run["ratio_to_w1"])
+        assert positive(run["start"]["instances_per_second"]) and positive(run["release_to_finished_seconds"])
+        assert run["commits"] > 0 and positive(run["commits_per_step"])
+        assert all(positive(rss) for rss in run["worker_peak_rss_mb"])
+    assert positive(f1["instance_seconds"])
+    assert f3["count"] == sizes["f3_instances"]
+    assert all(positive(f3[key]) for key in LATENCY_KEYS)
+    assert all(positive(f3[part][key]) for part in ("from_request_sent", "event_request") for key in LATENCY_KEYS)
+
     assert results["memory"]["worker_peak_rss_mb"] > 0
     assert set(results["targets"]) == {
         "w1_ratio_to_ceiling", "w2_p50_ms", "w2_p99_ms", "w3_p99_ms", "w3_max_ms", "w4_ratio_to_w1",
-        "worker_peak_rss_mb",
+        "worker_peak_rss_mb", "f1_ratio_to_w1", "f2_ratio_to_w1", "f3_p50_ms", "f3_p99_ms",
     }  # fmt: skip
     assert all(target["value"] is not None for target in results["targets"].values())
 
@@ -83,6 +103,7 @@ def test_smoke_run_measures_every_figure(tmp_path):
         assert "busy running Python" in summary and "postgit" in summary
 
     assert "W2 start" in printed and "targets" in printed
+    assert all(label in printed for label in ("F1, 1 worker(s)", "F2, 1 worker(s)", "F3 event"))
     databases = [results["databases"]["plain"], results["databases"]["backlog"]]
     assert all(name.startswith("postgit_bench_") for name in databases)
     assert existing(databases) == [], "the run's databases were not dropped"
