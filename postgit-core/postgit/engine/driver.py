@@ -56,6 +56,8 @@ class HeldInstance:
     signal_seq: int = 0
     steps: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    """Events sent to it (or by the keys its runs wait on) that no run has taken, as the claim read them."""
 
     @classmethod
     def from_claim(cls, row: dict[str, Any]) -> HeldInstance:
@@ -70,6 +72,7 @@ class HeldInstance:
             signal_seq=row.get("signal_seq") or 0,
             steps=row.get("steps") or [],
             runs=row.get("runs") or [],
+            signals=row.get("signals") or [],
         )
 
 
@@ -89,6 +92,7 @@ class InstanceDriver:
         self.failure: BaseException | None = None
         self.wakeup = asyncio.Event()
         self.check_events = True  # the instance may have been woken by an event
+        self.claimed_signals: tuple[int, list[dict[str, Any]]] | None = (held.signal_seq, held.signals)
         self.taken: set[int] = set()
         # what the next write carries besides step results
         self.runs_to_record: dict[str, RunRow] = {}
@@ -175,10 +179,13 @@ class InstanceDriver:
         return plan
 
     async def _check_waits(self, plan: Plan) -> list[StepResult]:
+        known, self.claimed_signals = self.claimed_signals, None  # only the first check can use the claim's read
         waits = [wait for wait in plan.waiting if wait.event is not None]
         if not waits:
             return []
-        self.signal_seq, found = await self.engine.waits.check_waits(self.held.id, waits, self.view.leaves, self.taken)
+        self.signal_seq, found = await self.engine.waits.check_waits(
+            self.held.id, waits, self.view.leaves, self.taken, known
+        )
         return found
 
     def _apply(self, result: StepResult) -> StepResult:

@@ -50,15 +50,25 @@ class EngineNodes:
         return await self._sub_workflow(run, instance_id, variables)
 
     async def check_waits(
-        self, instance_id: uuid.UUID, waits: list[WaitingRun], records: dict[str, LeafRecord], taken: set[int]
+        self,
+        instance_id: uuid.UUID,
+        waits: list[WaitingRun],
+        records: dict[str, LeafRecord],
+        taken: set[int],
+        known: tuple[int, list[Row]] | None = None,
     ) -> tuple[int, list[StepResult]]:
         """Hand the events that arrived to the runs waiting for them, oldest event first.
 
-        Returns the instance's signal_seq as of the check, and a result per run that got its event.
+        ``known``: the instance's signal_seq and pending events as its claim read them, when they are that fresh;
+        otherwise they are read now. Returns the signal_seq as of the check, and a result per run that got its
+        event.
         """
-        names = {wait.event for wait in waits if wait.event}
-        keys = {(wait.event, wait.event_key) for wait in waits if wait.event and wait.event_key is not None}
-        seq, signals = await self.store.pending_signals(instance_id, names, keys)
+        if known is not None:
+            seq, signals = known
+        else:
+            names = {wait.event for wait in waits if wait.event}
+            keys = {(wait.event, wait.event_key) for wait in waits if wait.event and wait.event_key is not None}
+            seq, signals = await self.store.pending_signals(instance_id, names, keys)
         results = []
         for wait in waits:
             signal = _first_match(signals, wait.event, wait.event_key, taken)

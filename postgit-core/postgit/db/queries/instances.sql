@@ -45,7 +45,8 @@ FROM postgit.instances WHERE parent_id = %(id)s ORDER BY created_at, id;
 
 -- name: claim_instances
 -- Lease up to `limit` due instances that this worker can make progress on (or that are past their deadline),
--- skipping rows other workers hold; each comes with the latest attempt of every leaf run and its control runs.
+-- skipping rows other workers hold; each comes with the latest attempt of every leaf run, its control runs, and
+-- the events sent to it (or by the keys its runs wait on) that no run has taken yet.
 WITH due AS (
     SELECT id FROM postgit.instances
     WHERE status IN ('pending', 'running', 'waiting') AND run_at <= now()
@@ -67,7 +68,17 @@ SELECT c.*,
             SELECT DISTINCT ON (run_key) run_key, attempt, status, output, error, due_at, resume, wait_event, wait_key
             FROM postgit.steps WHERE instance_id = c.id ORDER BY run_key, attempt DESC) s) AS steps,
        (SELECT jsonb_agg(r) FROM (
-            SELECT run_key, decision, status, output FROM postgit.runs WHERE instance_id = c.id) r) AS runs
+            SELECT run_key, decision, status, output FROM postgit.runs WHERE instance_id = c.id) r) AS runs,
+       (SELECT jsonb_agg(x ORDER BY x.id) FROM (
+            SELECT s.id, s.name, s.key, s.data, false AS keyed FROM postgit.signals s
+            WHERE s.instance_id = c.id
+              AND NOT EXISTS (SELECT FROM postgit.deliveries d WHERE d.signal_id = s.id AND d.instance_id = c.id)
+            UNION ALL
+            SELECT s.id, s.name, s.key, s.data, true FROM postgit.steps w
+            JOIN postgit.signals s ON s.instance_id IS NULL AND s.name = w.wait_event AND s.key = w.wait_key
+            WHERE w.instance_id = c.id AND w.status = 'suspended' AND w.wait_event IS NOT NULL
+              AND NOT EXISTS (SELECT FROM postgit.deliveries d WHERE d.signal_id = s.id AND d.instance_id = c.id)
+            LIMIT 1000) x) AS signals
 FROM claimed c;
 
 -- name: commit_steps
