@@ -202,7 +202,7 @@ def _value_reads(field: str, value: Any, *, expression: bool = False) -> Iterato
             yield from _value_reads(f"{field}[{index}]", item)
     elif isinstance(value, str) and (expression or is_template(value)):
         try:
-            required, _ = template_variables(value)
+            required, _ = template_variables(value, expression=expression)
         except TemplateProblem:
             return  # reported by the structural checks
         for root in sorted(required):

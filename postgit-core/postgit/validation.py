@@ -12,6 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import jsonschema
+import referencing
+import referencing.exceptions
+import referencing.jsonschema
+from jsonschema_specifications import REGISTRY as METASCHEMAS
 from pydantic import ValidationError
 
 from postgit.dataflow import check_data_flow
@@ -69,7 +73,10 @@ def validate_definition(raw: Any, registry: NodeRegistry) -> WorkflowDefinition:
         raise DefinitionError([DefinitionIssue(None, None, "a definition must be a JSON object (the root node)")])
     if _nests_deeper_than(raw, MAX_JSON_DEPTH):
         raise DefinitionError([DefinitionIssue(None, None, f"definition nests deeper than {MAX_JSON_DEPTH} levels")])
-    size = len(json.dumps(raw, default=str))
+    try:
+        size = len(json.dumps(raw, default=str))
+    except (TypeError, ValueError) as exc:  # keys that JSON has no form for, e.g. a tuple
+        raise DefinitionError([DefinitionIssue(None, None, f"a definition must be JSON: {exc}")]) from None
     if size > MAX_DEFINITION_BYTES:
         raise DefinitionError(
             [DefinitionIssue(None, None, f"definition is {size} bytes; the limit is {MAX_DEFINITION_BYTES}")]
@@ -105,13 +112,58 @@ def _check_workflow_settings(raw: dict[str, Any], issues: list[DefinitionIssue])
         )
     schema = raw.get("inputSchema")
     if schema is not None:
-        if not isinstance(schema, dict | bool):
-            issues.append(DefinitionIssue(None, "inputSchema", "must be a JSON Schema (an object)"))
-            return
-        try:
-            jsonschema.validators.validator_for(schema).check_schema(schema)
-        except jsonschema.SchemaError as exc:
-            issues.append(DefinitionIssue(None, "inputSchema", f"is not a valid JSON Schema: {exc.message}"))
+        problem = _input_schema_problem(schema)
+        if problem is not None:
+            issues.append(DefinitionIssue(None, *problem))
+
+
+def _input_schema_problem(schema: Any) -> tuple[str, str] | None:
+    """(field, message) of what makes ``schema`` unusable as an input schema, or None."""
+    if not isinstance(schema, dict | bool):
+        return "inputSchema", "must be a JSON Schema (an object)"
+    if isinstance(schema, dict) and "$schema" in schema:
+        known = isinstance(schema["$schema"], str) and jsonschema.validators.validator_for(schema, default=None)
+        if not known:
+            return (
+                "inputSchema.$schema",
+                "must name a JSON Schema draft, such as 'https://json-schema.org/draft/2020-12/schema'",
+            )
+    validator = jsonschema.validators.validator_for(schema)
+    try:
+        validator.check_schema(schema)
+        ref = _unresolvable_ref(schema, validator)
+    except jsonschema.SchemaError as exc:
+        return "inputSchema", f"is not a valid JSON Schema: {exc.message}"
+    except RecursionError:
+        return "inputSchema", "is not a valid JSON Schema: it nests too deeply"
+    if ref is not None:
+        return "inputSchema", f"is not a valid JSON Schema: '{ref[:100]}' points to nothing inside it"
+    return None
+
+
+def _unresolvable_ref(schema: dict[str, Any] | bool, validator: Any) -> str | None:
+    """The first ``$ref`` or ``$dynamicRef`` in ``schema`` that does not resolve, or None.
+
+    Only the schema itself and the drafts' metaschemas are looked in: a remote ``$ref`` would fail (or be
+    fetched from the network) at every start, so it is refused here.
+    """
+    specification = referencing.jsonschema.specification_with(
+        validator.ID_OF(validator.META_SCHEMA), default=referencing.Specification.OPAQUE
+    )
+    root = specification.create_resource(schema)
+    stack = [(root, METASCHEMAS.resolver_with_root(root))]
+    while stack:
+        resource, resolver = stack.pop()
+        contents = resource.contents
+        for key in ("$ref", "$dynamicRef"):
+            ref = contents.get(key) if isinstance(contents, dict) else None
+            if isinstance(ref, str):
+                try:
+                    resolver.lookup(ref)
+                except referencing.exceptions.Unresolvable:
+                    return ref
+        stack.extend((sub, resolver.in_subresource(sub)) for sub in resource.subresources())
+    return None
 
 
 def _is_number_in(value: Any, low: float, high: float) -> bool:
@@ -148,7 +200,7 @@ class _Checker:
             self.add(node_id, None, f"nesting is deeper than {MAX_DEPTH} levels")
             return
         node_type = raw.get("type")
-        control = node_type in CONTROL_TYPES
+        control = isinstance(node_type, str) and node_type in CONTROL_TYPES
         allowed = _COMMON_KEYS | _CONTROL_KEYS[node_type] if control else _LEAF_KEYS
         for key in raw.keys() - allowed:
             if control and key == "params":
@@ -217,8 +269,10 @@ class _Checker:
             self.add(node_id, "branches", "must be a non-empty object of branch name -> node")
         else:
             for name in branches:
-                if not _BRANCH_NAME.match(name):
-                    self.add(node_id, f"branches.{name[:100]}", "a branch name is 1-100 letters, digits, '_', '.', '-'")
+                if not isinstance(name, str) or not _BRANCH_NAME.fullmatch(name):
+                    self.add(
+                        node_id, f"branches.{str(name)[:100]}", "a branch name is 1-100 letters, digits, '_', '.', '-'"
+                    )
         self.check_choice(node_id, raw, "onFailure", ("fail_fast", "wait_all"))
         self.check_choice(node_id, raw, "mode", ("all", "first"))
 
@@ -271,8 +325,8 @@ class _Checker:
             self.add(node_id, "catch", "a Try needs a 'catch' node, a 'finally' node, or both")
 
     def check_choice(self, node_id: str | None, raw: dict[str, Any], key: str, choices: tuple[str, ...]) -> None:
-        value = raw.get(key)
-        if value is not None and value not in choices:
+        # a null is refused too: the engine reads a present null as a value, not as the default
+        if key in raw and raw[key] not in choices:
             self.add(node_id, key, f"must be one of {', '.join(repr(choice) for choice in choices)}")
 
     def check_condition(self, node_id: str | None, field: str, condition: Any) -> None:
@@ -305,7 +359,7 @@ class _Checker:
         if isinstance(value, Mapping):
             if SECRET_KEY in value:
                 name = value[SECRET_KEY]
-                if len(value) != 1 or not isinstance(name, str) or not SECRET_NAME.match(name):
+                if len(value) != 1 or not isinstance(name, str) or not SECRET_NAME.fullmatch(name):
                     self.add(
                         node_id,
                         f"{prefix}{field}",
@@ -354,7 +408,7 @@ def _valid_tolerance(value: Any) -> bool:
     if isinstance(value, int):
         return value >= 0
     if isinstance(value, str):
-        match = _PERCENT.match(value)
+        match = _PERCENT.fullmatch(value)
         return match is not None and float(match.group(1)) <= 100
     return False
 
