@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
+import referencing
+import referencing.exceptions
 
 from postgit.db.store import Row, Store
 from postgit.decider import Decider
@@ -232,12 +234,23 @@ def check_event(name: str, data: Any, event_id: str | None) -> None:
         raise InvalidInput(f"an event id must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
 
 
+_NO_REMOTE_SCHEMAS: referencing.Registry[Any] = referencing.Registry()
+"""Input schemas resolve ``$ref`` inside themselves only: a start never fetches a schema from the network."""
+
+
 def check_input(definition: WorkflowDefinition, input: Any) -> None:
     """InvalidInput naming the field when ``input`` does not satisfy the workflow's input schema."""
     if definition.input_schema is None:
         return
-    validator = jsonschema.validators.validator_for(definition.input_schema)(definition.input_schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(input))
+    validator = jsonschema.validators.validator_for(definition.input_schema)(
+        definition.input_schema, registry=_NO_REMOTE_SCHEMAS
+    )
+    try:
+        error = jsonschema.exceptions.best_match(validator.iter_errors(input))
+    except (RecursionError, referencing.exceptions.Unresolvable) as exc:
+        # a schema that refers to itself without end, or to what it does not hold: the input cannot be checked
+        problem = "it refers to itself without end" if isinstance(exc, RecursionError) else str(exc)
+        raise InvalidInput(f"the workflow's input schema cannot check this input: {problem}") from None
     if error is not None:
         where = "input" + "".join(f"[{part!r}]" if isinstance(part, int) else f".{part}" for part in error.path)
         raise InvalidInput(f"{where}: {error.message} (the workflow's input schema)")
