@@ -6,6 +6,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -16,6 +17,7 @@ from postgit.db import Store, migrate, open_pool
 from postgit.plugins import load_registry
 from postgit.registry import NodeRegistry
 from postgit.service import WorkflowService
+from tests.support.pgbouncer import PgBouncer, pgbouncer_binary, running_pgbouncer
 from tests.support.session_pg import session_server, stop_session_servers
 
 # one template per test session, so that sessions running side by side do not drop each other's
@@ -34,6 +36,18 @@ def admin_url() -> str:
     return session_server(EMBEDDED_PG_DIR, settings=EMBEDDED_PG_SETTINGS).admin_url
 
 
+SLOW = ("chaos", "packaging", "bench", "fuzz", "faults", "embedded", "cli")
+"""Test folders whose tests are marked ``slow`` (they start processes: the CLI's run ``pst`` against a server
+process): the inner loop, ``pytest -m "not slow"``, leaves them out, except the CLI's own unit tests."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(item.path)
+        if path.parent.name in SLOW and path.name != "test_cli_units.py":
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     stop_session_servers()
 
@@ -42,6 +56,12 @@ def url_for(dbname: str) -> str:
     params = conninfo_to_dict(admin_url())
     params["dbname"] = dbname
     return make_conninfo(**params)
+
+
+@pytest.fixture(scope="session")
+def postgit_server_url() -> str:
+    """The testing kit (``postgit_env``) creates its database on the suite's server, not an embedded one of its own."""
+    return admin_url()
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +87,44 @@ def database_url(template_database: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass(frozen=True)
+class Route:
+    """How Postgit's server and worker processes reach the test's database.
+
+    Attributes:
+        url: their ``DATABASE_URL``.
+        env: the other settings they need on this route.
+    """
+
+    url: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture
+def pgbouncer() -> Iterator[PgBouncer]:
+    """PgBouncer in transaction pooling mode in front of the test server (skips when pgbouncer is not installed)."""
+    if pgbouncer_binary() is None:
+        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
+    with running_pgbouncer(admin_url()) as bouncer:
+        yield bouncer
+
+
+@pytest.fixture(params=["direct", "pgbouncer"])
+def route(request: pytest.FixtureRequest, database_url: str) -> Route:
+    """The test's database directly, then through PgBouncer in transaction pooling mode (a test taking this runs twice).
+
+    Through PgBouncer, Postgit's processes are set up as the README's "Behind a connection pooler" says: LISTEN on a
+    direct connection, and no prepared statements (the PgBouncer of Debian 12 cannot keep them).
+    """
+    if request.param == "direct":
+        return Route(database_url)
+    bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
+    return Route(
+        bouncer.url_for(database_url),
+        {"POSTGIT_LISTEN_DATABASE_URL": database_url, "POSTGIT_DB_PREPARED_STATEMENTS": "off"},
+    )
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
-"""The real API: deploy a definition, start instances one at a time or many in flight, send events."""
+"""The real API: deploy a definition, start instances one at a time, many in flight or in batches, send events."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,12 +108,40 @@ class Api:
             for index in remaining:
                 started.append(await self.start(name, input_for(index), connection))
 
+        return StartBatch(started, await self._on_connections(in_flight, client), in_flight)
+
+    async def start_batches(
+        self, name: str, count: int, batch_size: int, in_flight: int, make_input: Callable[[int], Any] | None = None
+    ) -> StartBatch:
+        """Start ``count`` instances with ``POST /workflows/{name}/instances/batch``, ``batch_size`` per request.
+
+        ``in_flight`` requests outstanding at any time, one connection each. Every instance gets its own entry in
+        ``started``, with its request's times.
+        """
+        started: list[Started] = []
+        input_for = make_input or (lambda index: {"n": index})
+        remaining = iter(range(0, count, batch_size))
+
+        async def client(connection: Connection) -> None:
+            for first in remaining:
+                indexes = range(first, min(first + batch_size, count))
+                body = {"instances": [{"input": input_for(index)} for index in indexes]}
+                sent_at = time.time()
+                status, answer = await connection.post_json(f"/workflows/{name}/instances/batch", body)
+                returned_at = time.time()
+                if status != 200 or answer["failed"]:
+                    raise ApiError(f"starting a batch of {name} answered {status}: {str(answer)[:500]}")
+                started.extend(Started(str(result["id"]), sent_at, returned_at) for result in answer["results"])
+
+        return StartBatch(started, await self._on_connections(in_flight, client), in_flight)
+
+    async def _on_connections(self, in_flight: int, client: Callable[[Connection], Awaitable[None]]) -> float:
+        """Run ``client`` on ``in_flight`` connections of their own at once; the seconds they took together."""
         async with contextlib.AsyncExitStack() as stack:
             connections = [await stack.enter_async_context(Connection(self.base_url)) for _ in range(in_flight)]
             begin = time.perf_counter()
             await asyncio.gather(*(client(connection) for connection in connections))
-            seconds = time.perf_counter() - begin
-        return StartBatch(started, seconds, in_flight)
+            return time.perf_counter() - begin
 
     async def start_back_to_back(self, name: str, count: int) -> list[Started]:
         """Start ``count`` instances one after another, each request sent as soon as the previous one returned."""

@@ -48,6 +48,9 @@ class Sizes:
         f2_branches: the branches of F2's Parallel.
         f3_instances: F3's instances, each waiting for an event that is then sent to it, one at a time.
         f3_warmup: F3 instances sent their event first and not counted.
+        batch_instances: the instances each round of the batch start rate starts.
+        batch_size: instances per batch start request.
+        batch_in_flight: batch start requests in flight.
         rounds: how many times W1 and W4 are run at each worker count (interleaved), and F1 and F2; the median
             round counts.
         timeout_seconds: the longest any one workload may take before the run fails.
@@ -74,6 +77,9 @@ class Sizes:
     f2_branches: int = 10
     f3_instances: int = 200
     f3_warmup: int = 5
+    batch_instances: int = 20_000
+    batch_size: int = 1_000
+    batch_in_flight: int = 2
     timeout_seconds: float = 600.0
     worker: WorkerEnv = field(default_factory=WorkerEnv)
 
@@ -127,6 +133,7 @@ SMOKE = Sizes(
     f2_instances=20,
     f3_instances=10,
     f3_warmup=2,
+    batch_instances=2_000,
     timeout_seconds=60.0,
 )
 MODES = {sizes.mode: sizes for sizes in (FULL, QUICK, SMOKE)}

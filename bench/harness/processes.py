@@ -81,11 +81,18 @@ class Process:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+SERVER_PROGRAM: str | None = None
+"""The ``postgit-server`` to run instead of the installed one (``bench/compare_starts.py`` sets it)."""
+SERVER_ENV: dict[str, str] = {}
+"""More environment for every server the harness starts (``bench/compare_starts.py`` sets it)."""
+
+
 def start_server(database_url: str, log_dir: Path, timeout: float = 60.0) -> tuple[Process, str]:
     """Start ``postgit-server`` on a free loopback port; return it and its URL once ``/health`` answers."""
     port = free_port()
-    env = base_env(database_url) | {"PORT": str(port), "POSTGIT_HOST": "127.0.0.1"}
-    process = Process(f"server-{port}", [script("postgit-server"), "--log-level", "WARNING"], env, log_dir)
+    env = base_env(database_url) | {"PORT": str(port), "POSTGIT_HOST": "127.0.0.1"} | SERVER_ENV
+    program = SERVER_PROGRAM or script("postgit-server")
+    process = Process(f"server-{port}", [program, "--log-level", "WARNING"], env, log_dir)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

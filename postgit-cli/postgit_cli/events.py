@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from postgit_cli.client import ApiClient, StreamDropped
+from postgit_cli.api import Client
 from postgit_cli.errors import CliError
+from postgit_cli.protocol import StreamDropped
 
 TERMINAL_KINDS = frozenset({"instance_completed", "instance_failed", "instance_cancelled"})
 RECONNECT_VARIABLE = "POSTGIT_WATCH_RECONNECT_SECONDS"
@@ -19,7 +20,7 @@ MAX_BACKOFF = 2.0
 
 
 def follow_events(
-    api: ApiClient,
+    client: Client,
     instance_id: str,
     *,
     give_up_after: float | None = None,
@@ -40,7 +41,7 @@ def follow_events(
     backoff = 0.1
     while True:
         try:
-            with api.event_stream(instance_id, last_id) as stream:
+            with client.event_stream(instance_id, last_id) as stream:
                 failing_since, backoff = None, 0.1
                 for sse in stream:
                     event = _decode(sse.data)
@@ -61,7 +62,7 @@ def follow_events(
             failing_since = failing_since if failing_since is not None else now
             if now - failing_since > give_up_after:
                 raise CliError(
-                    f"lost the event stream of instance {instance_id} from {api.base_url}: {reason} "
+                    f"lost the event stream of instance {instance_id} from {client.base_url}: {reason} "
                     f"(pst status {instance_id} shows where it is)"
                 ) from None
         if on_reconnect is not None:

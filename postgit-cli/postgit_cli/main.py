@@ -6,10 +6,27 @@ import os
 import sys
 from typing import Annotated
 
+# httpx imports its own command-line client on import (click, rich's progress and syntax, pygments): a quarter
+# of what starting pst costs. pst never runs it, so the import is refused here, before anything imports httpx; httpx
+# then defines a stand-in. Only this program does it: importing postgit_cli as a library leaves httpx whole.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
+
 import typer
 
 from postgit_cli import __version__, output
-from postgit_cli.commands import deploy, dev, events, instances, outbox, plugins, processes, run, status, workflows
+from postgit_cli.commands import (
+    deploy,
+    dev,
+    events,
+    instances,
+    outbox,
+    plugins,
+    processes,
+    run,
+    schedules,
+    status,
+    workflows,
+)
 from postgit_cli.errors import CliError
 
 app = typer.Typer(
@@ -48,6 +65,7 @@ app.add_typer(instances.app, name="i")
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(events.app, name="event")
+app.add_typer(schedules.app, name="schedule")
 app.command("server", context_settings=processes.PASSTHROUGH)(processes.server)
 app.command("worker", context_settings=processes.PASSTHROUGH)(processes.worker)
 app.command("dev")(dev.dev)

@@ -30,7 +30,9 @@ STATUS_STYLES = {
     "completed": "green",
     "failed": "red",
     "cancelled": "yellow",
+    "interrupted": "yellow",
 }
+ACTIVE = ("pending", "running", "waiting")
 
 
 @cache
@@ -70,6 +72,19 @@ def print_error(message: str) -> None:
 def note(message: str) -> None:
     """A line for people on stderr, kept out of stdout so scripts can read stdout alone."""
     stderr().print(Text(message, style="dim"), soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    """One ``warning: ...`` line on stderr: something the user should know, which did not stop the command."""
+    line = " ".join(message.split())
+    stderr().print(Text("warning: ", style="bold yellow") + Text(line), soft_wrap=True)
+
+
+def warn_all(result: Any) -> None:
+    """Each line of a response's ``warnings`` (deploy, start), as ``warning: ...`` on stderr."""
+    warnings = result.get("warnings") if isinstance(result, dict) else None
+    for warning in warnings if isinstance(warnings, list) else []:
+        warn(str(warning))
 
 
 def say(message: str) -> None:
@@ -155,6 +170,18 @@ def print_started(result: dict[str, Any]) -> None:
     stdout().print(Text(str(result["id"])), soft_wrap=True)
 
 
+def print_batch_outcome(outcome: dict[str, Any]) -> None:
+    """How many lines of a JSONL file started, on stdout; each line that did not, with why, on stderr."""
+    counts = f"{outcome['started']:,} started"
+    if outcome["existing"]:
+        counts += f", {outcome['existing']:,} already started (idempotency key used before)"
+    counts += f", {outcome['failed']:,} failed"
+    _line(f"{outcome['file']}: {len(outcome['results']):,} lines: {counts}")
+    for result in outcome["results"]:
+        if result["error"] is not None:
+            stderr().print(Text(f"line {result['line']}: {result['error']}"), soft_wrap=True)
+
+
 def print_event_sent(result: dict[str, Any], key: str | None) -> None:
     """``Sent event N`` (or that it had been sent before), and for a keyed event how many waiting instances woke."""
     if result.get("duplicate"):
@@ -168,6 +195,37 @@ def print_event_sent(result: dict[str, Any], key: str | None) -> None:
 def print_cancelled(result: dict[str, Any]) -> None:
     """``Cancelled ID``."""
     _line("Cancelled ", Text(str(result.get("id", ""))))
+
+
+def print_paused(result: dict[str, Any]) -> None:
+    """``Paused ID`` or ``Resumed ID``, with its status."""
+    verb = "Paused" if result.get("paused") else "Resumed"
+    _line(f"{verb} ", Text(str(result.get("id", ""))), f" ({result.get('status')})")
+
+
+def print_retried(result: dict[str, Any]) -> None:
+    """``Retried ID`` with the version it runs and what re-runs."""
+    _line(
+        "Retried ",
+        Text(str(result.get("id", ""))),
+        f" on version {result.get('version')} ({result.get('steps_retired')} step attempts set aside)",
+    )
+
+
+def print_bulk(result: dict[str, Any]) -> None:
+    """What a bulk action did on stdout; each instance it skipped, with why, on stderr."""
+    done = {"retry": "retried", "cancel": "cancelled", "pause": "paused", "resume": "resumed"}[result["action"]]
+    line = f"{result['done']:,} of {result['matched']:,} instances {done}"
+    if result.get("skipped"):
+        line += f", {result['skipped']:,} skipped (they changed meanwhile)"
+    _line(line)
+    for error in result.get("errors") or ():
+        warn(f"{error['id']}: {error['error']}")
+
+
+def print_deleted(instance_id: str) -> None:
+    """``Deleted ID``."""
+    _line("Deleted ", Text(instance_id))
 
 
 # -- listings ----------------------------------------------------------------------------------------------------
@@ -191,6 +249,37 @@ def print_workflows(rows: list[dict[str, Any]]) -> None:
     stdout().print(table)
 
 
+def print_check(report: dict[str, Any], file_name: str) -> None:
+    """The ``pst wf check`` report: one line per instance replayed, then the verdict."""
+    workflow, version = report.get("workflow"), report.get("version")
+    items = report.get("instances") or []
+    if not items:
+        note(f"no finished instances of {workflow} version {version} to replay {file_name} over")
+        return
+    for item in items:
+        status = Text(f"{item.get('status')}", style=STATUS_STYLES.get(str(item.get("status")), ""))
+        if item.get("diverged"):
+            where = f"node '{item.get('node_id')}'"
+            if item.get("run") and item.get("run") != item.get("node_id"):
+                where += f" (run '{item.get('run')}')"
+            stdout().print(
+                Text("diverges  ", style="bold red")
+                + Text(f"{item.get('id')} (")
+                + status
+                + Text(f"): {where} ")
+                + Text(str(item.get("reason"))),
+                soft_wrap=True,
+            )
+        else:
+            stdout().print(Text("same      ", style="green") + Text(f"{item.get('id')} (") + status + Text(")"))
+    diverged, checked = report.get("diverged", 0), report.get("checked", len(items))
+    verdict = f"{diverged} of {checked} instances of {workflow} version {version} would diverge under {file_name}"
+    if diverged:
+        stdout().print(Text(verdict, style="bold red"), soft_wrap=True)
+    else:
+        stdout().print(Text(f"{file_name} replays all {checked} instances of {workflow} version {version} the same"))
+
+
 def print_instances(items: list[dict[str, Any]], next_offset: Any = None) -> None:
     """The ``pst i ls`` table, newest first as the server returns it."""
     if not items:
@@ -202,7 +291,7 @@ def print_instances(items: list[dict[str, Any]], next_offset: Any = None) -> Non
             _cell(row.get("id")),
             _cell(row.get("workflow")),
             _cell(row.get("version")),
-            status_text(row.get("status")),
+            _status_cell(row),
             _cell(row.get("current_node")),
             _cell(format_time(row.get("created_at"))),
         )
@@ -211,11 +300,20 @@ def print_instances(items: list[dict[str, Any]], next_offset: Any = None) -> Non
         note(f"more instances: pst i ls --offset {next_offset}")
 
 
+def _status_cell(row: dict[str, Any]) -> Text:
+    text = status_text(row.get("status"))
+    if row.get("paused_at"):
+        text.append(" (paused)", style="yellow")
+    return text
+
+
 def workers_cell(row: dict[str, Any], live_workers: int) -> str:
     """``2 of 2`` live workers have the node type, or ``server only`` when no worker has it."""
     workers = row.get("workers") or []
     count = len(workers) if isinstance(workers, list) else int(workers)
     if count == 0:
+        if row.get("builtin"):
+            return "no live worker"
         return "server only" if row.get("on_server", True) else "nowhere"
     text = f"{count} of {max(live_workers, count)}"
     return text if row.get("on_server", True) else f"{text}, not on the server"
@@ -225,34 +323,89 @@ def print_plugins(rows: list[dict[str, Any]]) -> None:
     """The ``pst plugins ls`` table: node types, the package and version providing each, and worker coverage."""
     live = {worker for row in rows if isinstance(row.get("workers"), list) for worker in row["workers"]}
     table = _table("NAME", "PACKAGE", "VERSION", "DESCRIPTION", "WORKERS")
-    for row in sorted(rows, key=lambda row: str(row.get("name"))):
+    ordered = sorted(rows, key=lambda row: str(row.get("name")))
+    for row in ordered:
+        package = row.get("package") or "-"
         table.add_row(
             _cell(row.get("name")),
-            _cell(row.get("package") or "-"),
-            _cell(row.get("version") or "-"),
+            _cell(f"{package} (built in)" if row.get("builtin") else package),
+            _cell(version_cell(row)),
             _cell(row.get("description")),
             _cell(workers_cell(row, len(live))),
         )
     stdout().print(table)
+    for row in ordered:
+        warn_all(row)
 
 
-def print_outbox(rows: list[dict[str, Any]]) -> None:
-    """The ``pst outbox ls`` table: emails parked because no SMTP server is configured."""
+def version_cell(row: dict[str, Any]) -> str:
+    """The server's version of the node type's package, then each other version live workers run."""
+    version = str(row.get("version") or "-")
+    versions = row.get("worker_versions")
+    others = sorted(
+        {
+            f"{found.get('package')} {found.get('version')}"
+            if found.get("package") != row.get("package")
+            else str(found.get("version"))
+            for found in (versions.values() if isinstance(versions, dict) else [])
+            if isinstance(found, dict)
+            and (found.get("package"), found.get("version")) != (row.get("package"), row.get("version"))
+        }
+    )
+    if not others:
+        return version
+    return (
+        f"{version} (workers: {', '.join(others)})" if row.get("on_server", True) else f"workers: {', '.join(others)}"
+    )
+
+
+def print_outbox(rows: list[dict[str, Any]], *, with_delivery: bool = False) -> None:
+    """The ``pst outbox ls`` table: emails parked because no SMTP server is configured (and, asked, those sent)."""
     if not rows:
-        note("the outbox is empty")
+        note("no messages in the outbox" if with_delivery else "the outbox is empty")
         return
-    table = _table("ID", "TO", "SUBJECT", "INSTANCE", "CREATED")
+    columns = ["ID", "TO", "SUBJECT", "INSTANCE", "CREATED"]
+    table = _table(*columns, *(["SENT"] if with_delivery else []))
     for row in rows:
         message = row.get("message") if isinstance(row.get("message"), dict) else {}
         to = message.get("to")
-        table.add_row(
+        cells = [
             _cell(row.get("id")),
             _cell(", ".join(map(str, to)) if isinstance(to, list) else to),
             _cell(message.get("subject")),
             _cell(message.get("instance_id")),
             _cell(format_time(row.get("created_at"))),
-        )
+        ]
+        if with_delivery:
+            sent = f"{format_time(row['sent_at'])} via {row.get('sent_via')}" if row.get("sent_at") else "not yet"
+            cells.append(_cell(sent))
+        table.add_row(*cells)
     stdout().print(table)
+
+
+def print_outbox_sent(result: dict[str, Any]) -> None:
+    """``Sent message N ...``, or that it had been sent before and was not sent again."""
+    via = f" through {result.get('sent_via')}" if result.get("sent_via") else ""
+    message_id = f" ({result['message_id']})" if result.get("message_id") else ""
+    if result.get("status") == "already_sent":
+        _line(f"Message {result['id']}{message_id} was sent {format_time(result.get('sent_at'))}{via}; not sent again")
+    else:
+        _line(f"Sent message {result['id']}{message_id}{via}")
+
+
+def print_outbox_batch(outcome: dict[str, Any]) -> None:
+    """How many parked messages were sent, on stdout; each that was not, with why, on stderr."""
+    if not outcome["results"]:
+        note("the outbox is empty: nothing to send")
+        return
+    counts = f"Sent {outcome['sent']:,} message{'s' if outcome['sent'] != 1 else ''}"
+    if outcome["already_sent"]:
+        counts += f", {outcome['already_sent']:,} sent before"
+    counts += f", {outcome['failed'] + outcome['busy']:,} not sent"
+    _line(counts)
+    for result in outcome["results"]:
+        if result.get("status") in ("failed", "busy"):
+            stderr().print(Text(f"message {result['id']}: {result.get('error')}"), soft_wrap=True)
 
 
 # -- one instance ------------------------------------------------------------------------------------------------
@@ -270,16 +423,24 @@ def print_instance(row: dict[str, Any]) -> None:
     header.add_row("Instance", _cell(row.get("id")))
     header.add_row("Workflow", _cell(f"{row.get('workflow')}@{row.get('version')}"))
     header.add_row("Status", status_text(row.get("status")))
+    if row.get("paused_at"):
+        reason = f": {row['pause_reason']}" if row.get("pause_reason") else ""
+        header.add_row("Paused", Text(f"since {format_time(row['paused_at'])}{reason} (pst i resume)", style="yellow"))
+    if row.get("retries"):
+        header.add_row("Retried", _cell(f"{row['retries']} time(s)"))
     if row.get("parent_id"):
         header.add_row("Parent", _cell(f"{row['parent_id']} (run {row.get('parent_run_key')})"))
-    if row.get("current_node") and row.get("status") in ("pending", "running", "waiting"):
-        node = f"{row['current_node']} ({row.get('node_type')}), attempt {row.get('attempt') or 1}"
-        header.add_row("Node", _cell(node))
-    if row.get("wait_reason"):
+    active = row.get("status") in ACTIVE
+    if row.get("current_node") and active:
+        node_type = f" ({row['node_type']})" if row.get("node_type") else ""
+        header.add_row("Node", _cell(f"{row['current_node']}{node_type}, attempt {row.get('attempt') or 1}"))
+    if row.get("wait_reason") and active:
         header.add_row("Waiting", _cell(row["wait_reason"]))
     if row.get("error"):
-        header.add_row("Error", Text(error_message(row["error"]), style="red"))
-    if row.get("deadline_at") and row.get("status") in ("pending", "running", "waiting"):
+        header.add_row("Error", Text(_instance_error(row["error"], row.get("tree")), style="red"))
+    if row.get("interruptions"):
+        header.add_row("Interrupted", Text(_interruptions(row["interruptions"]), style="yellow"))
+    if row.get("deadline_at") and active:
         header.add_row("Deadline", _cell(format_time(row["deadline_at"])))
     header.add_row("Created", _cell(format_time(row.get("created_at"))))
     if row.get("finished_at"):
@@ -317,6 +478,40 @@ def print_instance(row: dict[str, Any]) -> None:
             )
         stdout().print(table)
     _print_steps(row.get("steps") or [], row.get("steps_total"))
+    _print_step_logs(row.get("steps") or [])
+
+
+def _instance_error(error: Any, tree: Any) -> str:
+    """An instance's error message, after the node it failed at and that node's type (from the tree of runs)."""
+    message = error_message(error)
+    node_id = error.get("node_id") if isinstance(error, dict) else None
+    if not node_id:
+        return message
+    node_type = _node_type(tree, node_id)
+    return f"node '{node_id}'{f' ({node_type})' if node_type else ''}: {message}"
+
+
+def _node_type(tree: Any, node_id: str) -> str | None:
+    if not isinstance(tree, dict):
+        return None
+    if tree.get("node_id") == node_id:
+        return tree.get("type")
+    for child in tree.get("children") or []:
+        if (found := _node_type(child, node_id)) is not None:
+            return found
+    return None
+
+
+def _interruptions(interruptions: list[dict[str, Any]]) -> str:
+    """How often the instance's worker stopped while it held it, and the latest time."""
+    last = interruptions[-1]
+    times = f"{len(interruptions)} times; the latest: " if len(interruptions) > 1 else ""
+    expired = last.get("lease_expired_at")
+    expired = f" (its lease expired {format_time(expired)})" if expired else ""
+    return (
+        f"{times}worker {last.get('worker')} stopped while it ran this instance{expired}; "
+        f"worker {last.get('taken_over_by')} took it over"
+    )
 
 
 def _print_steps(steps: list[dict[str, Any]], total: Any) -> None:
@@ -337,6 +532,17 @@ def _print_steps(steps: list[dict[str, Any]], total: Any) -> None:
             Text(error_message(step.get("error")), style="red"),
         )
     stdout().print(table)
+
+
+def _print_step_logs(steps: list[dict[str, Any]]) -> None:
+    """What each attempt's handler logged (present only when asked for: ``pst status --logs``)."""
+    logged = [step for step in steps if isinstance(step.get("logs"), str)]
+    if not logged:
+        return
+    stdout().print(Text("Logs", style="bold"))
+    for step in logged:
+        stdout().print(Text(f"{step.get('run_key') or step.get('node_id')} attempt {step.get('attempt')}", style="dim"))
+        stdout().print(Text(step["logs"]), soft_wrap=True)
 
 
 def _add_runs(tree: Tree, node: dict[str, Any], branches: dict[Any, dict[str, Any]]) -> None:
@@ -427,7 +633,7 @@ class EventPrinter:
             for loop_node, tally in self._loops.items():
                 if tally.unprinted:
                     self._print(at, tally.line(loop_node))
-        if kind != "step_started" and kind.startswith("step_") and data.get("started_at"):
+        if kind not in ("step_started", "step_interrupted") and kind.startswith("step_") and data.get("started_at"):
             # a step that ended soon after it started: one event carries both
             started = _parse_time(data["started_at"])
             self._print(started, self._describe("step_started", node, data, started) or Text(""))
@@ -446,7 +652,9 @@ class EventPrinter:
             tally = self._loops[node] = _LoopTally(printed_at=at)
             lines.append(Text.assemble((node, "bold"), "  started its loop items"))
         first_start = data.get("attempt", 1) == 1 and not data.get("resumed")
-        if first_start and (kind == "step_started" or (kind != "step_cancelled" and data.get("started_at"))):
+        if kind == "step_interrupted":
+            tally.started -= 1 if first_start else 0  # it starts again
+        elif first_start and (kind == "step_started" or (kind != "step_cancelled" and data.get("started_at"))):
             tally.started += 1
         if kind == "step_completed":
             tally.completed += 1
@@ -493,6 +701,8 @@ class EventPrinter:
             return Text.assemble((node, "bold"), "  ", ("sleeping until ", "magenta"), format_time(data.get("until")))
         if kind == "step_cancelled":
             return Text.assemble((node, "bold"), "  ", ("cancelled", "yellow"))
+        if kind in ("step_interrupted", "lease_expired"):
+            return self._interruption(kind, node, data)
         if kind == "step_failed":
             message = error_message(data.get("error"))
             failed = (f"failed (attempt {data.get('attempt', '?')})", "red")
@@ -505,13 +715,39 @@ class EventPrinter:
         if kind in ("instance_completed", "instance_failed", "instance_cancelled"):
             status = kind.removeprefix("instance_")
             return Text.assemble("instance ", status_text(status))
-        return Text(f"{kind} {node}".strip(), style="dim")
+        return _operation(kind, node, data) or Text(f"{kind} {node}".strip(), style="dim")
+
+    def _interruption(self, kind: str, node: str, data: dict[str, Any]) -> Text:
+        if kind == "lease_expired":
+            return Text.assemble(
+                (f"worker {data.get('worker')} stopped", "yellow"),
+                f"; worker {data.get('taken_over_by')} took the instance over",
+            )
+        self._started.pop(node, None)
+        interrupted = (f"interrupted (attempt {data.get('attempt', '?')})", "yellow")
+        return Text.assemble((node, "bold"), "  ", interrupted, ": its worker stopped; it is run again")
 
     def _took(self, node: str, at: datetime | None, word: str) -> str:
         started = self._started.pop(node, None)
         if started is None or at is None:
             return ""
         return f" {word} {format_duration((at - started).total_seconds() * 1000)}"
+
+
+def _operation(kind: str, node: str, data: dict[str, Any]) -> Text | None:
+    """The line of an operation's event: a worker lost under a step, a pause, a resume, a retry."""
+    if kind == "worker_lost":
+        after = "; the attempt counts as failed" + ("" if data.get("retried") else ", and it was the last")
+        attempt = data.get("attempt", "?")
+        died = (f"its worker {data.get('worker')} died while running it (attempt {attempt})", "red")
+        return Text.assemble((node, "bold"), "  ", died, after)
+    if kind in ("instance_paused", "instance_resumed"):
+        reason = f": {data['reason']}" if data.get("reason") and data["reason"] != "paused" else ""
+        return Text.assemble("instance ", (kind.removeprefix("instance_"), "yellow"), reason)
+    if kind == "instance_retried":
+        start = f"from node {data['from']}" if data.get("from") else "from where it failed"
+        return Text.assemble("instance ", ("retried", "yellow"), f" {start}, on version {data.get('version')}")
+    return None
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -522,3 +758,67 @@ def _parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# -- schedules ---------------------------------------------------------------------------------------------------
+
+
+def print_schedules(rows: list[dict[str, Any]]) -> None:
+    """The ``pst schedule ls`` table: each schedule with its next fire time."""
+    if not rows:
+        note("no schedules: pst schedule create NAME --workflow W --cron EXPR")
+        return
+    table = _table("NAME", "WORKFLOW", "CRON", "TIMEZONE", "OVERLAP", "NEXT FIRE", "LAST INSTANCE")
+    for row in rows:
+        last = row.get("last_instance_id")
+        table.add_row(
+            _cell(row.get("name")),
+            _cell(row.get("workflow")),
+            _cell(row.get("cron")),
+            _cell(row.get("timezone")),
+            _cell(row.get("overlap")),
+            Text("paused", style="yellow") if row.get("paused") else _cell(format_time(row.get("next_fire_at"))),
+            _cell(f"{last} ({row.get('last_instance_status') or 'deleted'})" if last else ""),
+        )
+    stdout().print(table)
+
+
+def print_schedule(row: dict[str, Any]) -> None:
+    """``pst schedule show``: the schedule, its next fire times and its latest fires."""
+    header = Table.grid(padding=(0, 2))
+    header.add_column(style="bold")
+    header.add_column()
+    header.add_row("Schedule", _cell(row.get("name")))
+    header.add_row("Workflow", _cell(row.get("workflow")))
+    header.add_row("Cron", _cell(f"{row.get('cron')} ({row.get('timezone')})"))
+    header.add_row("Overlap", _cell(row.get("overlap")))
+    header.add_row("Catch-up window", _cell(format_duration((row.get("catchup_window") or 0) * 1000)))
+    header.add_row("Input", _cell(json.dumps(row.get("input"), ensure_ascii=False)))
+    header.add_row("Status", Text("paused", style="yellow") if row.get("paused") else Text("active", style="green"))
+    if row.get("last_instance_id"):
+        last = f"{row['last_instance_id']} ({row.get('last_instance_status') or 'deleted'})"
+        header.add_row("Last instance", _cell(last))
+    if row.get("buffered"):
+        header.add_row("Buffered", _cell(", ".join(format_time(moment) for moment in row["buffered"])))
+    stdout().print(header)
+    upcoming = row.get("upcoming") or []
+    if upcoming:
+        stdout().print(Text("Next fire times", style="bold"))
+        for moment in upcoming:
+            stdout().print(Text(f"  {format_time(moment)}"))
+    fires = row.get("fires") or []
+    if fires:
+        stdout().print(Text("Latest fires", style="bold"))
+        table = _table("NOMINAL TIME", "KIND", "OUTCOME", "INSTANCE", "DETAIL")
+        for fire in fires:
+            when = format_time(fire.get("nominal_at"))
+            if (fire.get("fires") or 1) > 1:
+                when += f" .. {format_time(fire.get('last_nominal_at'))} ({fire['fires']} times)"
+            table.add_row(
+                _cell(when),
+                _cell(fire.get("kind")),
+                _cell(fire.get("outcome")),
+                _cell(fire.get("instance_id")),
+                _cell(fire.get("detail")),
+            )
+        stdout().print(table)

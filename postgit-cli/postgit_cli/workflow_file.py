@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from postgit_cli import install_hints
 from postgit_cli.errors import CliError
 
-SDK_HINT = "pip install postgit-core (or pip install 'postgit-cli[sdk]')"
+SDK_HINT = install_hints.SDK
 
 
 def load_workflow_file(path: Path) -> dict[str, Any]:

@@ -189,11 +189,13 @@ class WorkflowDefinition:
         root: the root node.
         timeout: seconds an instance may run from its start; past it, the instance fails.
         input_schema: a JSON Schema the input of every start must satisfy.
+        retention: seconds a finished instance is kept, instead of the workers' ``POSTGIT_RETENTION``.
     """
 
     root: NodeSpec
     timeout: float | None = None
     input_schema: dict[str, Any] | None = None
+    retention: float | None = None
     nodes: dict[str, NodeSpec] = field(init=False, repr=False, compare=False)
     parents: dict[str, str] = field(init=False, repr=False, compare=False)
     in_loop: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -212,20 +214,17 @@ class WorkflowDefinition:
         object.__setattr__(self, "in_loop", frozenset(in_loop))
 
     def to_json(self) -> dict[str, Any]:
-        """The bare root node, or ``{"root": ..., "timeout": ..., "inputSchema": ...}`` when settings are given."""
-        if self.timeout is None and self.input_schema is None:
+        """The bare root node, or ``{"root": ..., "timeout": ..., ...}`` when settings are given."""
+        if self.timeout is None and self.input_schema is None and self.retention is None:
             return self.root.to_json()
-        out: dict[str, Any] = {"root": self.root.to_json()}
-        if self.timeout is not None:
-            out["timeout"] = self.timeout
-        if self.input_schema is not None:
-            out["inputSchema"] = self.input_schema
-        return out
+        return wrap_root(self.root.to_json(), self.timeout, self.input_schema, self.retention)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WorkflowDefinition:
         if is_wrapped(data):
-            return cls(NodeSpec.from_json(data["root"]), data.get("timeout"), data.get("inputSchema"))
+            return cls(
+                NodeSpec.from_json(data["root"]), data.get("timeout"), data.get("inputSchema"), data.get("retention")
+            )
         return cls(NodeSpec.from_json(data))
 
     def node_types(self) -> set[str]:
@@ -233,7 +232,18 @@ class WorkflowDefinition:
         return {node.type for node in self.root.walk() if not node.is_control and not node.is_engine_leaf}
 
 
-WORKFLOW_KEYS = frozenset({"root", "timeout", "inputSchema"})
+WORKFLOW_KEYS = frozenset({"root", "timeout", "inputSchema", "retention"})
+
+
+def wrap_root(
+    root: dict[str, Any],
+    timeout: float | None = None,
+    input_schema: dict[str, Any] | None = None,
+    retention: float | None = None,
+) -> dict[str, Any]:
+    """The ``{"root": ..., ...}`` form of a definition, with the settings that are given."""
+    settings = {"timeout": timeout, "inputSchema": input_schema, "retention": retention}
+    return {"root": root, **{key: value for key, value in settings.items() if value is not None}}
 
 
 def is_wrapped(data: Any) -> bool:

@@ -59,3 +59,17 @@ ENGINE_DESCRIPTIONS = {
     "WaitForEvent": "Wait for an event sent to the instance (or to a correlation key), with an optional timeout",
     "SubWorkflow": "Start a child instance of another workflow and wait for its final state",
 }
+
+CONTROL_DESCRIPTIONS = {
+    "Sequence": "Run its children in order",
+    "Parallel": "Run its branches at once; the output is keyed by branch name",
+    "If": "Run 'then' when the condition is true, else 'else'",
+    "Switch": "Run the first case whose condition is true, else 'default'",
+    "ForEach": "Run the body once per item, at most 'concurrency' at once",
+    "Try": "Run 'catch' when an error escapes 'body', and 'finally' always",
+}
+
+
+def builtin_node_types() -> dict[str, str]:
+    """Every node type the engine runs itself (control flow, WaitForEvent, SubWorkflow), with its description."""
+    return {**CONTROL_DESCRIPTIONS, **ENGINE_DESCRIPTIONS}

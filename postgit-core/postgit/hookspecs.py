@@ -1,7 +1,8 @@
 """The plugin contract: the hooks a Postgit plugin may implement.
 
 A plugin is a module (or object) registered through the ``postgit`` entry-point group. It implements hooks by
-defining functions of the same name decorated with ``@postgit.hookimpl``.
+defining functions of the same name decorated with ``@postgit.hookimpl``. A plugin that implements none of them
+(the decorator forgotten, a hook's name misspelt) stops the server or worker loading it, naming its package.
 """
 
 from __future__ import annotations

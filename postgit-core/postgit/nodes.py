@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from postgit.clock import SYSTEM_CLOCK, Clock
 from postgit.retry import RetryPolicy
 
 DEFAULT_STEP_TIMEOUT = 300.0
@@ -39,6 +40,10 @@ class StepContext:
         suspended_until: when the step was suspended, the time it asked to be woken up at.
         outbox: the durable mail outbox.
         run_key: the run: the node id, followed by the item index of each enclosing ForEach (``ship[3]``).
+        clock: where the engine reads the time; use :meth:`now` rather than the system's clock, so that a test
+            that skips time (:mod:`postgit.testing`) skips it for the handler too.
+        traceparent: when the worker traces steps (OpenTelemetry), the W3C ``traceparent`` of this attempt's span:
+            send it to the services the step calls (``HitEndpoint`` does) so that their spans join the trace.
     """
 
     instance_id: str
@@ -50,6 +55,12 @@ class StepContext:
     suspended_until: datetime | None = None
     outbox: MailOutbox | None = None
     run_key: str = ""
+    clock: Clock = SYSTEM_CLOCK
+    traceparent: str | None = None
+
+    def now(self) -> datetime:
+        """The current time (timezone-aware) on the engine's clock: compute a ``Suspended(until=...)`` from it."""
+        return self.clock.now()
 
 
 Handler = Callable[[StepContext, Any], Awaitable[Any] | Any]

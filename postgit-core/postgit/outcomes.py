@@ -22,6 +22,10 @@ class Completed:
 class Suspended:
     """The step waits until ``until`` (timezone-aware); the engine then calls the handler again.
 
+    A naive ``until``, or one more than a lease in the past (the step would be woken again at once, for ever),
+    fails the step with :class:`FatalError` instead. When woken, ``ctx.suspended_until`` is set: complete once the
+    time has passed.
+
     ``data`` is handed back to the handler on resumption as ``ctx.resume``. The instance is released while it
     waits, so no worker holds it and a restart loses nothing.
     """

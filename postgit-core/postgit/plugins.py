@@ -2,7 +2,8 @@
 
 Each entry point is loaded on its own and registered under ``"<distribution>:<entry point>"``, so two packages
 that happen to use the same entry-point name cannot silently shadow each other (pluggy's own loader skips a name
-already registered). A plugin that fails to import is reported with its package name and version.
+already registered). A plugin that fails to import, or that provides no hook implementation (a hook function
+without ``@postgit.hookimpl``, a misspelt hook name), is reported with its package name and version.
 """
 
 from __future__ import annotations
@@ -41,10 +42,17 @@ def load_registry(extra: Iterable[object] = ()) -> NodeRegistry:
             ) from exc
         provenance[name] = Provenance(plugin=name, package=_dist_name(ep), version=_dist_version(ep))
         _register(pm, plugin, provenance[name])
+        if not pm.get_hookcallers(plugin):
+            raise PluginError(
+                f"plugin '{ep.name}' of package {_dist_name(ep)} {_dist_version(ep)} ({ep.value}) "
+                f"provides no hook implementation: {_missing_hook_hint(plugin)}"
+            )
     for index, plugin in enumerate(extra):
         name = getattr(plugin, "__name__", None) or f"extra-{index}"
         provenance[name] = Provenance(plugin=name, package=None, version=None)
         _register(pm, plugin, provenance[name])
+        if not pm.get_hookcallers(plugin):
+            raise PluginError(f"plugin {name} provides no hook implementation: {_missing_hook_hint(plugin)}")
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -69,6 +77,19 @@ def _collect(pm: pluggy.PluginManager, provenance: dict[str, Provenance]) -> lis
                 )
             entries.append(RegisteredNodeType(node_type, origin))
     return entries
+
+
+def _missing_hook_hint(plugin: object) -> str:
+    """What a plugin that registered no hook implementation most likely got wrong."""
+    hooks = sorted(name for name in dir(hookspecs) if name.startswith("postgit_"))
+    defined = [name for name in dir(plugin) if name.startswith("postgit_") and callable(getattr(plugin, name, None))]
+    unmarked = [name for name in defined if name in hooks]
+    if unmarked:
+        return f"{unmarked[0]}() is not decorated with @postgit.hookimpl"
+    expected = " or ".join(f"{hook}()" for hook in hooks)
+    if defined:
+        return f"{defined[0]}() is not a Postgit hook; did you mean {expected}?"
+    return f"define {expected} decorated with @postgit.hookimpl"
 
 
 def _register(pm: pluggy.PluginManager, plugin: object, origin: Provenance) -> None:

@@ -1,7 +1,7 @@
 """Run-time resolution of a node's params, and redaction of the secrets they used.
 
 Refs are read from the state, templates rendered against it, secrets read from the worker's environment; what
-is stored afterwards has every secret's value replaced by ``***``.
+is stored afterwards has every form of every secret's value replaced by ``***`` (:mod:`postgit.redaction`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from pydantic import BaseModel, ValidationError
 from postgit.definition import REF_DEFAULT_KEY, REF_KEY, SECRET_KEY, NodeSpec
 from postgit.outcomes import FatalError
 from postgit.paths import PathError, parse_path
+from postgit.redaction import redact
 from postgit.settings import SECRET_PREFIX, secret_value
 from postgit.templating import TemplateProblem, is_template, render_template
-
-REDACTED = "***"
 
 
 def resolve_params(
@@ -39,22 +38,9 @@ def resolve_params(
             f"field 'params.{'.'.join(str(p) for p in error['loc'])}': {error['msg']}" for error in exc.errors()
         )
         raise FatalError(f"node '{node.id}': resolved params are invalid: {redact(problems, found)}") from None
-
-
-def redact(value: Any, secrets: list[str]) -> Any:
-    """``value`` (any JSON) with every occurrence of a secret's value replaced by ``***``."""
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        for secret in secrets:
-            if secret:
-                value = value.replace(secret, REDACTED)
-        return value
-    if isinstance(value, dict):
-        return {key: redact(item, secrets) for key, item in value.items()}
-    if isinstance(value, list):
-        return [redact(item, secrets) for item in value]
-    return value
+    except Exception as exc:  # a params model whose validator raised something other than ValueError
+        problem = redact(f"{type(exc).__name__}: {exc}", found)
+        raise FatalError(f"node '{node.id}': resolved params are invalid: {problem}") from None
 
 
 def _resolve(node_id: str, field: str, value: Any, state: dict[str, Any], secrets: list[str]) -> Any:

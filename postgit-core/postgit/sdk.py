@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from postgit.definition import DEFAULT_CONCURRENCY, REF_DEFAULT_KEY, REF_KEY, SECRET_KEY, NodeSpec
+from postgit.definition import DEFAULT_CONCURRENCY, REF_DEFAULT_KEY, REF_KEY, SECRET_KEY, NodeSpec, wrap_root
+from postgit.durations import parse_duration
 from postgit.retry import RetryPolicy
 
 _NO_DEFAULT: Any = object()
@@ -269,24 +270,29 @@ def SubWorkflow(
 
 
 class Workflow:
-    """A workflow with settings of its own: ``Workflow(root, timeout=3600, input_schema={...})``.
+    """A workflow with settings of its own: ``Workflow(root, timeout=3600, input_schema={...}, retention="7d")``.
 
     ``timeout``: seconds an instance may run from its start before it fails. ``input_schema``: a JSON Schema
-    that every start's input must satisfy (a start that does not is refused, naming the field).
+    that every start's input must satisfy (a start that does not is refused, naming the field). ``retention``:
+    how long a finished instance is kept (seconds, or a duration such as ``"7d"``), instead of the workers'
+    ``POSTGIT_RETENTION``.
     """
 
-    def __init__(self, root: Node, *, timeout: float | None = None, input_schema: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        root: Node,
+        *,
+        timeout: float | None = None,
+        input_schema: dict[str, Any] | None = None,
+        retention: float | str | None = None,
+    ):
         self.root = root
         self.timeout = timeout
         self.input_schema = input_schema
+        self.retention = parse_duration(retention) if isinstance(retention, str) else retention
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"root": self.root.to_json()}
-        if self.timeout is not None:
-            out["timeout"] = self.timeout
-        if self.input_schema is not None:
-            out["inputSchema"] = self.input_schema
-        return out
+        return wrap_root(self.root.to_json(), self.timeout, self.input_schema, self.retention)
 
 
 def HitEndpoint(*, id: str, url: str | Ref, method: str = "GET", timeout: float | None = None, **kwargs: Any) -> Node:

@@ -6,6 +6,7 @@ the list is empty.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -16,7 +17,8 @@ import referencing
 import referencing.exceptions
 import referencing.jsonschema
 from jsonschema_specifications import REGISTRY as METASCHEMAS
-from pydantic import ValidationError
+from pydantic import AliasChoices, AliasPath, BaseModel, RootModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from postgit.dataflow import check_data_flow
 from postgit.definition import (
@@ -58,6 +60,7 @@ _CONTROL_KEYS = {
 }
 MAX_CONCURRENCY = 10_000
 MAX_WORKFLOW_TIMEOUT = 366 * 86_400
+MAX_RETENTION = 100 * 366 * 86_400
 _BRANCH_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 _PERCENT = re.compile(r"^(\d{1,3}(\.\d+)?)%$")
 
@@ -109,6 +112,11 @@ def _check_workflow_settings(raw: dict[str, Any], issues: list[DefinitionIssue])
     if timeout is not None and not _is_number_in(timeout, 0, MAX_WORKFLOW_TIMEOUT):
         issues.append(
             DefinitionIssue(None, "timeout", f"must be a number of seconds between 0 and {MAX_WORKFLOW_TIMEOUT}")
+        )
+    retention = raw.get("retention")
+    if retention is not None and not _is_number_in(retention, 0, MAX_RETENTION):
+        issues.append(
+            DefinitionIssue(None, "retention", f"must be a number of seconds above 0 and at most {MAX_RETENTION}")
         )
     schema = raw.get("inputSchema")
     if schema is not None:
@@ -344,7 +352,15 @@ class _Checker:
             self.add(node_id, "params", "must be a JSON object")
             return
         dynamic = {key for key, value in params.items() if self.check_dynamic(node_id, key, value)}
+        if node_type in ENGINE_PARAMS:
+            for key in sorted(key for key in dynamic if _holds_secret(params[key])):
+                # a wait's key and a child's input are stored as they are: a secret's value would be with them
+                self.add(node_id, f"params.{key}", f"a secret cannot be used in a {node_type}'s params")
         model = ENGINE_PARAMS.get(node_type) or self.registry.node_type(node_type).params
+        declared = declared_params(model)
+        if declared is not None:
+            for key in sorted(params.keys() - declared, key=str):
+                self.add(node_id, f"params.{str(key)[:100]}", _unknown_param(node_type, str(key), declared))
         try:
             model.model_validate(params)
         except ValidationError as exc:
@@ -352,7 +368,12 @@ class _Checker:
                 field = ".".join(str(part) for part in error["loc"]) or None
                 if error["loc"] and error["loc"][0] in dynamic:
                     continue  # its value is only known when the step runs; checked then
+                if declared is not None and error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
+                    continue  # reported above, the same way whatever the model's config
                 self.add(node_id, f"params.{field}" if field else "params", error["msg"])
+        except Exception as exc:  # a plugin's validator that raised something other than ValueError
+            if not dynamic:
+                self.add(node_id, "params", f"{type(exc).__name__}: {exc}")
 
     def check_dynamic(self, node_id: str | None, field: str, value: Any, prefix: str = "params.") -> bool:
         """Check refs and templates inside a param; True if the param holds any."""
@@ -389,6 +410,56 @@ class _Checker:
                 self.add(node_id, f"{prefix}{field}", str(exc))
             return True
         return False
+
+
+def declared_params(model: type[BaseModel]) -> frozenset[str] | None:
+    """The keys a params model takes at its top level, by name or alias as its config allows.
+
+    None for a model that has no named fields (a ``RootModel``): it decides for itself what it takes.
+    """
+    if issubclass(model, RootModel):
+        return None
+    config = model.model_config
+    by_name = bool(config.get("populate_by_name") or config.get("validate_by_name"))
+    by_alias = config.get("validate_by_alias", True) is not False
+    keys: set[str] = set()
+    for name, field in model.model_fields.items():
+        aliases = _aliases(field)
+        if by_alias:
+            keys |= aliases
+        if not aliases or by_name or not by_alias:
+            keys.add(name)
+    return frozenset(keys)
+
+
+def _aliases(field: FieldInfo) -> set[str]:
+    """The top-level keys a field may be given under instead of its name."""
+    alias = field.validation_alias if field.validation_alias is not None else field.alias
+    choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+    keys: set[str] = set()
+    for choice in choices:
+        if isinstance(choice, AliasPath):
+            choice = choice.path[0] if choice.path else None
+        if isinstance(choice, str):
+            keys.add(choice)
+    return keys
+
+
+def _unknown_param(node_type: str, key: str, declared: frozenset[str]) -> str:
+    message = f"Extra inputs are not permitted: {node_type} has no param {key[:100]!r}"
+    close = difflib.get_close_matches(key, sorted(declared), n=1)
+    if close:
+        message += f"; did you mean {close[0]!r}?"
+    takes = ", ".join(sorted(declared)) if declared else "no params"
+    return f"{message} ({node_type} takes {takes})"
+
+
+def _holds_secret(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return SECRET_KEY in value or any(_holds_secret(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_secret(item) for item in value)
+    return False
 
 
 def _child_field(node_type: str, role: str, raw: dict[str, Any]) -> str:

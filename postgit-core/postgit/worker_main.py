@@ -3,8 +3,8 @@
 A worker that cannot reach its database when it starts, or is refused a connection ("too many connections"), waits
 for it: it retries with capped exponential backoff, logging ``database unreachable: ...; retrying`` once and
 ``database reachable again`` once, and SIGTERM or Ctrl-C end the wait at once. Connections it opens at most: its
-pool's ``POSTGIT_DB_POOL_MAX`` plus one for LISTEN, and while starting, one for the migration (closed before the
-pool opens).
+pool's ``POSTGIT_DB_POOL_MAX`` plus one for LISTEN (to ``POSTGIT_LISTEN_DATABASE_URL`` when set, which bypasses a
+pooler in transaction mode), and while starting, one for the migration (closed before the pool opens).
 """
 
 from __future__ import annotations
@@ -17,17 +17,26 @@ import signal
 import sys
 from collections.abc import Awaitable
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
+from prometheus_client import start_http_server
 from psycopg_pool import AsyncConnectionPool
 
+from postgit import tracing
 from postgit.db import Store, migrate
 from postgit.db.pool import DatabaseWatch, first_line, open_pool, wait_for_database, with_connection_defaults
 from postgit.engine import Worker
 from postgit.errors import PostgitError
 from postgit.plugins import load_registry
-from postgit.settings import WorkerSettings
+from postgit.redaction import install_log_redaction, secrets_in_environment
+from postgit.settings import (
+    METRICS_PORT_VARIABLE,
+    SECRET_PREFIX,
+    WorkerSettings,
+    otel_service_name,
+    traces_exporters_from_env,
+)
 
 log = logging.getLogger("postgit.worker")
 
@@ -76,8 +85,11 @@ async def run_worker(settings: WorkerSettings) -> None:
     # full collections, which would otherwise walk it again and again while the worker runs steps.
     gc.freeze()
     # the LISTEN connection the engine opens gets the same connect timeout, keepalives and application name
-    url = with_connection_defaults(settings.database_url, application_name=APPLICATION_NAME)
-    settings = replace(settings, database_url=url)
+    settings = replace(
+        settings,
+        database_url=with_connection_defaults(settings.database_url, application_name=APPLICATION_NAME),
+        listen_database_url=with_connection_defaults(settings.listen_url, application_name=APPLICATION_NAME),
+    )
     stop = _Stop()
     watch = DatabaseWatch(log)
     while not stop.requested.is_set():
@@ -94,14 +106,21 @@ async def run_worker(settings: WorkerSettings) -> None:
 
 
 async def _connect(settings: WorkerSettings, watch: DatabaseWatch) -> AsyncConnectionPool:
-    """One attempt: bring the schema up to date, then open the pool (``psycopg.OperationalError`` when it fails)."""
+    """One attempt: bring the schema up to date, then open the pool (``psycopg.OperationalError`` when it fails).
+
+    Every use of the pool is bounded: half a lease waiting for a connection, two thirds of a lease for the database's
+    answer, so that a worker cut off from its database finds out while it still holds its leases.
+    """
     await migrate(settings.database_url)
     return await open_pool(
         settings.database_url,
         min_size=POOL_MIN_SIZE,
         max_size=settings.pool_max_size,
         name=APPLICATION_NAME,
+        timeout=settings.lease_seconds / 2,
+        hold_timeout=settings.lease_seconds * 2 / 3,
         watch=watch,
+        prepared_statements=settings.prepared_statements,
     )
 
 
@@ -131,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     level = args.log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the worker's own log
+    install_log_redaction(secrets_in_environment(SECRET_PREFIX))
     if level != "DEBUG":
         # one warning per failed reconnection attempt; the worker's DatabaseWatch logs each outage once instead
         logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
@@ -138,13 +158,53 @@ def main(argv: list[str] | None = None) -> None:
         settings = WorkerSettings.from_env()
         if args.concurrency:
             settings = replace(settings, concurrency=args.concurrency)
-        asyncio.run(run_worker(settings))
+        if settings.metrics_port is not None:
+            serve_metrics(settings.metrics_port)
+        provider = configure_tracing()
+        try:
+            asyncio.run(run_worker(settings))
+        finally:
+            if provider is not None:
+                provider.shutdown()  # exports the spans still buffered
     except PostgitError as exc:
         _fail(str(exc))
     except psycopg.Error as exc:
         _fail(f"cannot use the database at DATABASE_URL: {first_line(exc)}")
     except KeyboardInterrupt:
         pass
+
+
+def configure_tracing() -> Any:
+    """Trace steps when the OTEL_* variables ask for an exporter; the tracer provider, or None.
+
+    Without the ``postgit-core[otel]`` extra that is a warning, not a failure: the worker runs untraced.
+    """
+    exporters = traces_exporters_from_env()
+    if not exporters:
+        return None
+    if tracing.engine_tracer() is not None:
+        return None  # already set up (opentelemetry-instrument): steps use that provider
+    if not tracing.available():
+        log.warning(
+            "OTEL_* variables ask for traces, but OpenTelemetry is not installed: pip install 'postgit-core[otel]'"
+        )
+        return None
+    provider = tracing.configure(exporters, otel_service_name(APPLICATION_NAME))
+    log.info("tracing steps, exporting to %s", ", ".join(exporters))
+    return provider
+
+
+def serve_metrics(port: int) -> None:
+    """Serve Prometheus metrics at ``http://0.0.0.0:<port>/metrics`` from a thread of this process.
+
+    Raises:
+        PostgitError: the port cannot be listened on (taken, or not allowed).
+    """
+    try:
+        start_http_server(port)
+    except OSError as exc:
+        raise PostgitError(f"{METRICS_PORT_VARIABLE}={port}: cannot serve metrics: {exc.strerror or exc}") from None
+    log.info("serving metrics at :%d/metrics", port)
 
 
 def _fail(message: str) -> None:

@@ -61,6 +61,7 @@ async def open_server_pool(settings: ServerSettings, watch: DatabaseWatch) -> As
             timeout=settings.db_timeout_seconds,
             hold_timeout=settings.db_timeout_seconds,
             watch=watch,
+            prepared_statements=settings.prepared_statements,
         ),
         watch,
     )

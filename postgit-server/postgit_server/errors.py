@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from postgit.errors import Conflict, DefinitionError, InvalidInput, NotFound, PostgitError
+from postgit.outbox import DeliveryFailed
 from postgit_server.database import unavailable_reason
 
 log = logging.getLogger("postgit.server")
@@ -40,6 +41,7 @@ _STATUS: list[tuple[type[PostgitError], int]] = [
     (InvalidInput, status.HTTP_400_BAD_REQUEST),
     (NotFound, status.HTTP_404_NOT_FOUND),
     (Conflict, status.HTTP_409_CONFLICT),
+    (DeliveryFailed, status.HTTP_502_BAD_GATEWAY),
 ]
 
 

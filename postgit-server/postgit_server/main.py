@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -12,6 +13,7 @@ import sys
 import psycopg
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
 
 from postgit.db.pool import DatabaseWatch, first_line
 from postgit.errors import PostgitError
@@ -21,6 +23,8 @@ from postgit_server.database import migrate_when_reachable
 from postgit_server.settings import ServerSettings
 
 log = logging.getLogger("postgit.server")
+_LOG_LEVEL_VARIABLE = "_POSTGIT_SERVER_LOG_LEVEL"
+"""How the log level reaches the worker processes of a server with ``POSTGIT_SERVER_WORKERS`` above 1."""
 
 
 class Server(uvicorn.Server):
@@ -39,7 +43,7 @@ class Server(uvicorn.Server):
                 self.settings.host,
                 self.settings.port,
                 self.settings.url,
-                "on" if self.settings.api_token else "off",
+                "on" if self.settings.auth_required else "off",
             )
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
@@ -51,17 +55,16 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``postgit-server`` console script."""
     parser = argparse.ArgumentParser(
         prog="postgit-server",
-        description="Run Postgit's REST API server (DATABASE_URL, PORT, POSTGIT_HOST, POSTGIT_API_TOKEN).",
+        description=(
+            "Run Postgit's REST API server "
+            "(DATABASE_URL, PORT, POSTGIT_HOST, POSTGIT_API_TOKEN, POSTGIT_SERVER_WORKERS)."
+        ),
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     parser.add_argument("--access-log", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     level = args.log_level.upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if level != "DEBUG":
-        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # our own line says where we listen
-        # one warning per failed reconnection attempt; the server's DatabaseWatch logs each outage once instead
-        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    _configure_logging(level)
     try:
         settings = ServerSettings.from_env()
         # Before binding the port: fail with one line when the plugins or the database are not usable, and wait
@@ -75,6 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     except psycopg.Error as exc:
         _fail(f"cannot use the database at DATABASE_URL: {first_line(exc)}")
     except KeyboardInterrupt:
+        return
+    if settings.workers > 1:
+        _serve_with_workers(settings, level, args.access_log)
         return
     app = create_app(settings, registry)
     config = uvicorn.Config(
@@ -93,6 +99,51 @@ def main(argv: list[str] | None = None) -> None:
     server.run()
     if not server.started:
         sys.exit(3)
+
+
+def _serve_with_workers(settings: ServerSettings, level: str, access_log: bool) -> None:
+    """Serve with ``settings.workers`` processes sharing one listening socket (uvicorn's supervisor).
+
+    Each worker process builds the application itself (:func:`worker_app`); SIGTERM or Ctrl-C stops them all.
+    """
+    os.environ[_LOG_LEVEL_VARIABLE] = level  # the worker processes are spawned with this environment
+    config = uvicorn.Config(
+        "postgit_server.main:worker_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        # a worker process must answer the supervisor's health check within this, starting included: on a busy
+        # machine importing the application alone can take longer than uvicorn's 5 s
+        timeout_worker_healthcheck=30,
+        log_config=None,
+        access_log=access_log,
+        timeout_graceful_shutdown=5,
+    )
+    sockets = [config.bind_socket()]
+    log.info(
+        "postgit-server listening on http://%s:%d with %d worker processes (API docs: %s/docs; auth %s)",
+        settings.host,
+        settings.port,
+        settings.workers,
+        settings.url,
+        "on" if settings.auth_required else "off",
+    )
+    Multiprocess(config, sockets=sockets).run()
+
+
+def worker_app() -> FastAPI:
+    """The application of one worker process of a server with ``POSTGIT_SERVER_WORKERS`` above 1."""
+    _configure_logging(os.environ.get(_LOG_LEVEL_VARIABLE, "INFO"))
+    return create_app(ServerSettings.from_env())
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if level != "DEBUG":
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # our own line says where we listen
+        # one warning per failed reconnection attempt; the server's DatabaseWatch logs each outage once instead
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 async def _wait_for_database(settings: ServerSettings) -> bool:

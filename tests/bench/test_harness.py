@@ -29,7 +29,7 @@ def run_smoke(tmp_path: Path) -> tuple[dict, str]:
     result = subprocess.run(
         [sys.executable, str(RUN), "--smoke", "--profile", "--profile-dir", str(tmp_path / "profiles"),
          "--output", str(output)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=130, check=False,
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert result.returncode == 0, f"bench/run.py --smoke failed:\n{result.stdout}\n{result.stderr}"
     return json.loads(output.read_text()), result.stdout
@@ -46,7 +46,7 @@ def existing(databases: list[str]) -> list[str]:
     return [row[0] for row in rows]
 
 
-@pytest.mark.timeout(140)
+@pytest.mark.timeout(320)
 def test_smoke_run_measures_every_figure(tmp_path):
     results, printed = run_smoke(tmp_path)
 
@@ -91,10 +91,25 @@ def test_smoke_run_measures_every_figure(tmp_path):
     assert all(positive(f3[key]) for key in LATENCY_KEYS)
     assert all(positive(f3[part][key]) for part in ("from_request_sent", "event_request") for key in LATENCY_KEYS)
 
+    batch = results["batch_starts"]
+    assert batch["instances"] == sizes["batch_instances"] and batch["batch_size"] == sizes["batch_size"]
+    assert positive(batch["instances_per_second"]) and positive(batch["server_cpu_percent"])
+    assert positive(results["w1"]["start_per_second_median"])
+
+    s1 = results["s1"]
+    assert s1["servers"] == 2 and s1["workers"] == 3
+    assert s1["start"]["instances"] == sizes["w1_instances"] and positive(s1["start"]["instances_per_second"])
+    assert s1["steps"] == 3 * sizes["w1_instances"] and s1["steps_not_completed"] == 0
+    assert positive(s1["start_ratio_to_one_server"]) and positive(s1["ratio_to_w1_1_workers"])
+    assert s1["ran_twice"] == {"repeated_attempts": 0, "not_completed": 0, "instances_without_three_steps": 0}
+    assert set(s1["table_mib_per_million_instances"]) == {"instances", "steps", "events", "runs"}
+    assert s1["table_mib_per_million_instances"]["steps"] > 0
+
     assert results["memory"]["worker_peak_rss_mb"] > 0
     assert set(results["targets"]) == {
-        "w1_ratio_to_ceiling", "w2_p50_ms", "w2_p99_ms", "w3_p99_ms", "w3_max_ms", "w4_ratio_to_w1",
-        "worker_peak_rss_mb", "f1_ratio_to_w1", "f2_ratio_to_w1", "f3_p50_ms", "f3_p99_ms",
+        "w1_ratio_to_ceiling", "start_per_second", "batch_start_per_second", "w2_p50_ms", "w2_p99_ms", "w3_p99_ms",
+        "w3_max_ms", "w4_ratio_to_w1", "worker_peak_rss_mb", "f1_ratio_to_w1", "f2_ratio_to_w1", "f3_p50_ms",
+        "f3_p99_ms", "s1_ran_twice",
     }  # fmt: skip
     assert all(target["value"] is not None for target in results["targets"].values())
 
@@ -102,8 +117,8 @@ def test_smoke_run_measures_every_figure(tmp_path):
         summary = Path(results["profile"]["summaries"][role]).read_text()
         assert "busy running Python" in summary and "postgit" in summary
 
-    assert "W2 start" in printed and "targets" in printed
-    assert all(label in printed for label in ("F1, 1 worker(s)", "F2, 1 worker(s)", "F3 event"))
+    assert "W2 start" in printed and "targets" in printed and "starts, instances/s" in printed
+    assert all(label in printed for label in ("F1, 1 worker(s)", "F2, 1 worker(s)", "F3 event", "S1, 2+3"))
     databases = [results["databases"]["plain"], results["databases"]["backlog"]]
     assert all(name.startswith("postgit_bench_") for name in databases)
     assert existing(databases) == [], "the run's databases were not dropped"

@@ -15,6 +15,8 @@ from tests.support.waiting import wait_for, wait_for_sync
 
 ITEMS = 1000
 READ_LAG = 0.5
+KILL_PROOF = {"maxAttempts": 10, "initialInterval": 0.1}
+"""Each kill charges the items in flight an attempt (the worker died while running them): enough for every kill."""
 
 
 async def test_sigkills_during_a_foreach_repeat_only_items_in_flight_with_their_own_keys(
@@ -24,7 +26,13 @@ async def test_sigkills_during_a_foreach_repeat_only_items_in_flight_with_their_
         id="ship",
         items="{{ input.skus }}",
         concurrency=50,
-        body=HitEndpoint(id="ship-one", url=f"{http_server.url}/ok/{{{{ index }}}}", method="POST", json="{{ item }}"),
+        body=HitEndpoint(
+            id="ship-one",
+            url=f"{http_server.url}/ok/{{{{ index }}}}",
+            method="POST",
+            json="{{ item }}",
+            retry=KILL_PROOF,
+        ),
         assign_to="$.shipped",
     )
     await service.deploy("ship", loop.to_json())
@@ -118,7 +126,10 @@ async def test_a_worker_frozen_in_one_parallel_branch_writes_nothing_after_it_wa
         frozen.popen.send_signal(signal.SIGCONT)
         http_server.release("frozen-branch")  # the frozen worker's request now gets its answer
         await asyncio.to_thread(
-            wait_for_sync, lambda: "lease lost" in frozen.output(), timeout=20, what="the resumed worker to give up"
+            wait_for_sync,
+            lambda: any(m in frozen.output() for m in ("lease lost", "lease runs out")),
+            timeout=20,
+            what="the resumed worker to give up",
         )
         assert await store.list_steps(row["id"]) == steps_before
         assert await store.events_since(row["id"]) == events_before

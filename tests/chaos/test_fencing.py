@@ -37,7 +37,10 @@ async def test_a_worker_resumed_after_losing_its_lease_writes_nothing(
         frozen.popen.send_signal(signal.SIGCONT)
         http_server.release("frozen")  # the frozen worker's request now gets its answer
         await asyncio.to_thread(
-            wait_for_sync, lambda: "lease lost" in frozen.output(), timeout=20, what="the resumed worker to give up"
+            wait_for_sync,
+            lambda: any(m in frozen.output() for m in ("lease lost", "lease runs out")),
+            timeout=20,
+            what="the resumed worker to give up",
         )
         assert await store.list_steps(row["id"]) == steps_before
         assert await store.events_since(row["id"]) == events_before

@@ -37,6 +37,14 @@ async def not_json(ctx, params):
     return {"when": object()}
 
 
+async def not_a_number(ctx, params):
+    return {"ratio": float("nan")}
+
+
+async def nul_character(ctx, params):
+    return {"text": "a\x00b"}
+
+
 async def huge(ctx, params):
     return "x" * 2_000_000
 
@@ -53,6 +61,8 @@ class Misbehaving:
             node("HangsInAThread", hangs_in_a_thread),
             node("NotJson", not_json),
             node("Huge", huge),
+            node("NotANumber", not_a_number),
+            node("NulCharacter", nul_character),
         ]
 
 
@@ -69,6 +79,8 @@ def misbehaving_registry():
         ("HangsInAThread", "step timed out after 0.5s"),
         ("NotJson", "output is not JSON-serialisable"),
         ("Huge", "output is 2000002 bytes; the limit is 1000000"),
+        ("NotANumber", "output holds NaN or an infinite number"),
+        ("NulCharacter", "output holds a NUL character"),
     ],
 )
 async def test_a_misbehaving_handler_fails_its_step_and_the_worker_serves_others(

@@ -1,4 +1,4 @@
-"""Chaos: worker processes SIGKILLed under load. Every instance completes; repeats only for steps in flight.
+"""Chaos: running worker processes SIGKILLed under load. Every instance completes; repeats only for steps in flight.
 
 ``POSTGIT_CHAOS_INSTANCES`` raises the load for a longer soak (default 1000, run in CI).
 """
@@ -22,20 +22,27 @@ READ_LAG = 0.5
 
 
 async def test_random_sigkills_lose_nothing_and_repeat_only_in_flight_steps(
-    service, store, database_url, http_server, tmp_path
+    service, store, route, http_server, tmp_path
 ):
     flow = Sequence(
         id="root",
         children=[
-            HitEndpoint(id=f"s{n}", url=f"{http_server.url}/ok/s{n}", method="POST", json={"n": n})
+            # each kill charges the steps in flight an attempt (the worker died while running them)
+            HitEndpoint(
+                id=f"s{n}",
+                url=f"{http_server.url}/ok/s{n}",
+                method="POST",
+                json={"n": n},
+                retry={"maxAttempts": 10, "initialInterval": 0.1},
+            )
             for n in range(STEPS)
         ],
     )
     await service.deploy("chaos", flow.to_json())
     ids = [(await service.start("chaos", {"i": i}))[0]["id"] for i in range(INSTANCES)]
     # a lease long enough that a busy two-core machine never lets one expire under a live worker
-    env = {"POSTGIT_WORKER_CONCURRENCY": "50", "POSTGIT_LEASE_SECONDS": "5"}
-    workers = [start_worker(database_url, tmp_path, n, **env) for n in range(WORKERS)]
+    env = {"POSTGIT_WORKER_CONCURRENCY": "50", "POSTGIT_LEASE_SECONDS": "5", **route.env}
+    workers = [start_worker(route.url, tmp_path, n, **env) for n in range(WORKERS)]
     kills: list[float] = []
     rng = random.Random(7)
 
@@ -49,10 +56,14 @@ async def test_random_sigkills_lose_nothing_and_repeat_only_in_flight_steps(
         while not await completed():
             assert time.monotonic() < deadline, f"not all instances completed after {len(kills)} kills"
             await asyncio.sleep(rng.uniform(1.0, 2.0))
-            victim = rng.randrange(len(workers))
+            # a worker that is running steps, not one still starting up
+            running = [n for n, worker in enumerate(workers) if "started with node types" in worker.output()]
+            if not running:
+                continue
+            victim = rng.choice(running)
             workers[victim].kill()
             kills.append(time.time())  # after the victim is dead: it sent nothing later
-            workers[victim] = start_worker(database_url, tmp_path, next_index, **env)
+            workers[victim] = start_worker(route.url, tmp_path, next_index, **env)
             next_index += 1
             if len(kills) >= 10:
                 break

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,14 @@ import pytest
 
 from tests.support.ports import free_port
 from tests.support.processes import Process, running_workers, script
-from tests.support.server import start_server
+from tests.support.server import serving_in_thread, start_server
 
 TOKEN = "cli-test-token"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "packaging: builds and installs a package in a fresh virtual environment")
+    config.addinivalue_line("markers", "server_process: the test's server is a postgit-server process")
 
 
 @dataclass
@@ -42,7 +44,9 @@ class Result:
 
 def cli_env(api_url: str | None = None, token: str | None = None, **extra: str) -> dict[str, str]:
     """The environment of a ``pst`` run: no inherited Postgit settings, plain output."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTGIT_") and k != "DC_API_URL"}
+    # no inherited Postgit settings, and no terminal size (a test runner may set one): tables at full width
+    skipped = {"DC_API_URL", "COLUMNS", "LINES"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTGIT_") and k not in skipped}
     env["NO_COLOR"] = "1"
     if api_url is not None:
         env["DC_API_URL"] = api_url
@@ -155,26 +159,38 @@ class ServerProcess:
             self.process.stop()
 
 
-@pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    """A running ``postgit-server`` without an API token."""
-    process = ServerProcess(database_url, tmp_path)
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
+@contextmanager
+def api_server(request: pytest.FixtureRequest, database_url: str, tmp_path: Path, **env: str) -> Iterator[Any]:
+    """The server ``pst`` talks to: uvicorn in a thread of the test process, or a ``postgit-server`` process (a
+    :class:`ServerProcess`) for a test marked ``server_process`` (one that kills it, restarts it or reads its log).
+
+    ``env``: the server's ``POSTGIT_*`` settings, of which a threaded server takes ``POSTGIT_API_TOKEN``.
+    """
+    if request.node.get_closest_marker("server_process"):
+        process = ServerProcess(database_url, tmp_path, **env)
+        process.start()
+        try:
+            yield process
+        finally:
+            process.stop()
+        return
+    assert set(env) <= {"POSTGIT_API_TOKEN"}, env
+    with serving_in_thread(database_url, api_token=env.get("POSTGIT_API_TOKEN")) as threaded:
+        yield threaded
 
 
 @pytest.fixture
-def auth_server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    """A running ``postgit-server`` that requires ``TOKEN``."""
-    process = ServerProcess(database_url, tmp_path, POSTGIT_API_TOKEN=TOKEN)
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
+def server(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Iterator[Any]:
+    """A running server without an API token (see :func:`api_server`)."""
+    with api_server(request, database_url, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def auth_server(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Iterator[Any]:
+    """A running server that requires ``TOKEN`` (see :func:`api_server`)."""
+    with api_server(request, database_url, tmp_path, POSTGIT_API_TOKEN=TOKEN) as running:
+        yield running
 
 
 @pytest.fixture

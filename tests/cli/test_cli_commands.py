@@ -7,7 +7,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from tests.cli.conftest import Pst, assert_error, sequence, shout, sleep, write_json
+import pytest
+
+from tests.cli.conftest import Pst, assert_error, hit, sequence, shout, sleep, write_json
 from tests.support.waiting import wait_for_sync
 
 MISSING_ID = "00000000-0000-0000-0000-000000000000"
@@ -83,6 +85,14 @@ def test_an_invalid_definition_names_the_node_and_the_field(pst: Pst, tmp_path: 
     assert "node 'loud', field 'params.exclamations'" in line
     assert "node 'mystery', field 'type'" in line
     assert "NoSuchType" in line
+    assert pst.ok("wf", "ls", "--json").json() == []
+
+
+@pytest.mark.parametrize("url", ["http://256.1.1.1/x", "http://[::1/x", "http://example.com:99999/x"])
+def test_a_malformed_url_is_refused_naming_the_node_and_the_field(pst: Pst, tmp_path: Path, url: str):
+    path = write_json(tmp_path, "bad_url.json", sequence(hit("call", url)))
+    line = assert_error(pst("deploy", str(path)), "invalid definition: ", exit_code=1)
+    assert "node 'call', field 'params.url'" in line
     assert pst.ok("wf", "ls", "--json").json() == []
 
 
@@ -229,3 +239,16 @@ def test_plugins_ls_without_workers_says_server_only(pst: Pst):
     assert "postgit-example-plugin" in shout_line
     assert "Upper-case a string" in shout_line
     assert shout_line.rstrip().endswith("server only")
+
+
+def test_rm_deletes_a_finished_instance_and_refuses_an_unfinished_one(pst: Pst, tmp_path: Path):
+    pst.ok("deploy", str(write_json(tmp_path, "slow.json", sequence(shout(), sleep(seconds=60)))))
+    instance_id = pst.ok("run", "slow").stdout.strip()
+    assert_error(
+        pst("i", "rm", instance_id),
+        f"instance {instance_id} is pending: cancel it first, or wait until it finishes",
+        exit_code=1,
+    )
+    pst.ok("i", "cancel", instance_id)
+    assert pst.ok("i", "rm", instance_id).stdout.strip() == f"Deleted {instance_id}"
+    assert_error(pst("status", instance_id), f"instance {instance_id} does not exist", exit_code=1)

@@ -56,14 +56,19 @@ def test_the_cli_installs_alone_and_works(cli_venv: Path, server: ServerProcess,
     flow_py.write_text("from postgit import Sequence\n\ndef workflow():\n    return Sequence(id='r', children=[])\n")
     assert_error(
         pst("deploy", str(flow_py), PATH=env["PATH"]),
-        f"{flow_py} needs the Postgit SDK: pip install postgit-core (or pip install 'postgit-cli[sdk]')",
+        f"{flow_py} needs the Postgit SDK: pip install './postgit-cli[sdk]' ./postgit-core in a Postgit checkout, "
+        "or pip install --find-links dist 'postgit-cli[sdk]' with the wheels built there by "
+        "uv build --all-packages --wheel --out-dir dist",
     )
     assert_error(
         pst("worker", PATH=env["PATH"]),
-        "postgit-worker is not installed: pip install postgit-core postgit-builtins",
+        "postgit-worker is not installed: pip install ./postgit-core ./plugins/postgit-builtins in a Postgit checkout",
         exit_code=1,
     )
-    assert_error(pst("server", PATH=env["PATH"]), "postgit-server is not installed: pip install postgit-server")
+    assert_error(
+        pst("server", PATH=env["PATH"]),
+        "postgit-server is not installed: pip install ./postgit-server ./postgit-core ./plugins/postgit-builtins",
+    )
 
     # Everything that is HTTP works against a real server and worker, and .json definitions deploy.
     path = write_json(tmp_path, "standalone.json", sequence(shout("loud", "alone", assignTo="$.out")))

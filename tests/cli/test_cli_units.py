@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from postgit_cli.output import format_duration, workers_cell
+from postgit_cli.output import format_duration, version_cell, workers_cell
 from postgit_cli.sse import ServerSentEvent, iter_sse
 
 
@@ -50,3 +50,20 @@ def test_workers_cell():
     assert workers_cell({"workers": ["a"], "on_server": True}, 2) == "1 of 2"
     assert workers_cell({"workers": ["a", "b"], "on_server": True}, 2) == "2 of 2"
     assert workers_cell({"workers": ["a"], "on_server": False}, 1) == "1 of 1, not on the server"
+    assert workers_cell({"workers": [], "on_server": True, "builtin": True}, 0) == "no live worker"
+
+
+def test_version_cell_shows_the_other_versions_workers_run():
+    row = {"package": "p", "version": "1.0", "on_server": True}
+    assert version_cell(row) == "1.0"
+    same = {"w1": {"package": "p", "version": "1.0"}, "w2": None}
+    assert version_cell({**row, "worker_versions": same}) == "1.0"
+    others = {"w1": {"package": "p", "version": "2.0"}, "w2": {"package": "q", "version": "1.0"}, "w3": None}
+    assert version_cell({**row, "worker_versions": others}) == "1.0 (workers: 2.0, q 1.0)"
+    remote = {
+        "package": None,
+        "version": None,
+        "on_server": False,
+        "worker_versions": {"w": {"package": "p", "version": "3"}},
+    }
+    assert version_cell(remote) == "workers: p 3"

@@ -163,6 +163,7 @@ def test_watch_an_instance_that_is_cancelled(pst: Pst, tmp_path: Path, worker, w
     assert any(line.startswith(f"Instance {instance_id} cancelled") for line in running.stdout)
 
 
+@pytest.mark.server_process
 def test_watch_reconnects_when_the_stream_drops(server: ServerProcess, pst: Pst, tmp_path: Path, worker, watch):
     deploy(pst, tmp_path, "patient", shout("before"), sleep("nap", 3), shout("after", assignTo="$.done"))
     running = watch("patient")
@@ -179,6 +180,7 @@ def test_watch_reconnects_when_the_stream_drops(server: ServerProcess, pst: Pst,
     assert any(line.startswith("Instance ") and line.endswith(" completed") for line in running.stdout)
 
 
+@pytest.mark.server_process
 def test_watch_gives_up_when_the_server_stays_away(server: ServerProcess, pst: Pst, tmp_path: Path, worker, watch):
     deploy(pst, tmp_path, "orphan", shout("before"), sleep("nap", 60))
     running = watch("orphan", POSTGIT_WATCH_RECONNECT_SECONDS="1")

@@ -23,14 +23,22 @@ def empty_database():
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def test_concurrent_migrations_apply_each_file_once(empty_database):
+@pytest.fixture(params=["direct", "pgbouncer"])
+def migration_url(request, empty_database):
+    """The empty database directly, then through PgBouncer in transaction pooling mode."""
+    if request.param == "direct":
+        return empty_database
+    return request.getfixturevalue("pgbouncer").url_for(empty_database)
+
+
+async def test_concurrent_migrations_apply_each_file_once(migration_url, empty_database):
     latest = known_migrations()[-1].version
-    versions = await asyncio.gather(*[migrate(empty_database) for _ in range(5)])
+    versions = await asyncio.wait_for(asyncio.gather(*[migrate(migration_url) for _ in range(5)]), 60)
     assert versions == [latest] * 5
     with psycopg.connect(empty_database) as conn:
         rows = conn.execute("SELECT version FROM postgit.schema_migrations ORDER BY version").fetchall()
     assert [r[0] for r in rows] == list(range(1, latest + 1))
-    assert await migrate(empty_database) == latest
+    assert await migrate(migration_url) == latest
 
 
 async def test_a_newer_schema_only_warns(empty_database, caplog):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
+
+import psycopg
 
 from postgit import Node, Sequence
 from postgit.db import Store, open_pool
+from postgit.engine.committer import GroupCommitter
 
 LEASE = 30.0
 
@@ -145,3 +149,88 @@ async def test_deploying_an_unchanged_definition_returns_the_existing_version(se
     again = await service.deploy("flow", flow.to_json())
     assert (again.version, again.created) == (1, False)
     assert (await service.deploy("flow", changed.to_json())).version == 2
+
+
+async def test_a_group_commit_rolled_back_by_a_deadlock_is_written_again(service, store, database_url, caplog):
+    """A batch PostgreSQL aborts to break a deadlock is known not to have committed: the committer writes it again."""
+    caplog.set_level(logging.INFO, "postgit.worker")
+    await start_many(service, 2)
+    first, second = await store.claim_instances(worker_id="w", node_types=["Shout"], limit=2, lease_seconds=LEASE)
+    committer = GroupCommitter(store)
+    flusher = asyncio.create_task(committer.run())
+    async with await psycopg.AsyncConnection.connect(database_url) as other:
+        # the other transaction holds `second` and will ask for `first`, which the batch locks before `second`
+        await other.execute("SELECT 1 FROM postgit.instances WHERE id = %s FOR UPDATE", [second["id"]])
+        submitted = [
+            asyncio.create_task(committer.submit(completion(first, 1))),
+            asyncio.create_task(committer.submit(completion(second, 2))),
+        ]
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as watcher:
+            for _ in range(500):
+                cursor = await watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                if (await cursor.fetchone())[0]:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the batch never waited for the row the other transaction holds")
+        await other.execute("UPDATE postgit.instances SET updated_at = now() WHERE id = %s", [first["id"]])
+        await other.commit()
+    assert await asyncio.wait_for(asyncio.gather(*submitted), 30) == [True, True]
+    committer.close()
+    await flusher
+    assert "rolled back" in caplog.text, "the batch was never chosen to break a deadlock"
+    for claim in (first, second):
+        assert [step["run_key"] for step in await store.list_steps(claim["id"])] == ["a"]
+
+
+class LostAnswer(Store):
+    """A store whose first group commit loses its connection: before the write reaches the database or after it
+    committed (the answer is lost on the way back), as when PostgreSQL restarts under the write."""
+
+    def __init__(self, pool, *, after_commit: bool):
+        super().__init__(pool)
+        self.after_commit = after_commit
+        self.writes = 0
+
+    async def commit_steps(self, batch, commit_id=0):
+        self.writes += 1
+        if self.writes > 1:
+            return await super().commit_steps(batch, commit_id)
+        if self.after_commit:
+            await super().commit_steps(batch, commit_id)
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+
+async def lose_the_first_commit(service, store, caplog, *, after_commit: bool) -> tuple[LostAnswer, list[dict]]:
+    caplog.set_level(logging.INFO, "postgit.worker")
+    await start_many(service, 2)
+    claims = await store.claim_instances(worker_id="w", node_types=["Shout"], limit=2, lease_seconds=LEASE)
+    losing = LostAnswer(store.pool, after_commit=after_commit)
+    committer = GroupCommitter(losing)
+    flusher = asyncio.create_task(committer.run())
+    submitted = [committer.submit(completion(claim, n)) for n, claim in enumerate(claims, 1)]
+    assert await asyncio.wait_for(asyncio.gather(*submitted), 30) == [True, True]
+    committer.close()
+    await flusher
+    for claim in claims:
+        assert [step["run_key"] for step in await store.list_steps(claim["id"])] == ["a"]
+        kinds = [event["kind"] for event in await store.events_since(claim["id"])]
+        assert kinds.count("step_completed") == 1, kinds
+    return losing, claims
+
+
+async def test_a_group_commit_that_lost_its_answer_is_known_to_have_committed(service, store, caplog):
+    """The connection dies after the commit: the committer finds the write's mark and does not write it again."""
+    losing, _ = await lose_the_first_commit(service, store, caplog, after_commit=True)
+    assert losing.writes == 1
+    assert "lost its connection after it committed" in caplog.text
+
+
+async def test_a_group_commit_that_never_reached_the_database_is_written_again(service, store, caplog):
+    """The connection dies before the write commits: no mark is found, and the batch is written again."""
+    losing, _ = await lose_the_first_commit(service, store, caplog, after_commit=False)
+    assert losing.writes == 2
+    assert "failed before it committed" in caplog.text

@@ -64,22 +64,24 @@ def test_the_plugin_hook_is_documented_with_its_signature():
 
 
 def test_the_limits_table_matches_the_code():
-    from postgit import definition, service, validation
+    from postgit import definition, service, starts, validation
     from postgit.engine import driver, steps
 
     table = README.split("### Limits", 1)[1].split("\n#", 1)[0]
     for megabytes, value in [
         (1, validation.MAX_DEFINITION_BYTES),
-        (1, service.MAX_INPUT_BYTES),
+        (1, starts.MAX_INPUT_BYTES),
         (1, steps.MAX_OUTPUT_BYTES),
         (10, driver.MAX_STATE_BYTES),
+        (32, service.MAX_BATCH_INPUT_BYTES),
     ]:
         assert value == megabytes * 1_000_000
     for number in (
         validation.MAX_NODES,
         validation.MAX_DEPTH,
         validation.MAX_ID_LENGTH,
-        service.MAX_IDEMPOTENCY_KEY_LENGTH,
+        starts.MAX_IDEMPOTENCY_KEY_LENGTH,
+        service.MAX_BATCH_STARTS,
         definition.MAX_FOREACH_ITEMS,
         validation.MAX_CONCURRENCY,
     ):

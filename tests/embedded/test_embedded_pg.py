@@ -186,6 +186,31 @@ def test_session_server_is_one_per_process_and_leaves_nothing_behind(pg_dir):
     assert not first.data_dir.exists()
 
 
+def test_what_an_interrupted_delete_left_of_the_cluster_is_moved_aside(pg_dir, handles):
+    (pg_dir / "pgdata" / "base").mkdir(parents=True)  # no PG_VERSION: its delete was cut short
+    (pg_dir / "pgdata" / "base" / "leftover").write_text("x")
+
+    pg = handles(EmbeddedPostgres(pg_dir)).start()
+
+    assert query(pg.url, "SELECT 1") == [(1,)]
+    [aside] = pg_dir.glob("pgdata.incomplete-*")
+    assert (aside / "base" / "leftover").read_text() == "x"
+
+
+def test_a_session_directory_named_after_this_process_that_it_did_not_start_is_a_dead_session_s(pg_dir):
+    base = pg_dir.parent / "own-pid"
+    stale = base / f"session-{os.getpid()}" / "pgdata"  # a killed session whose pid this process now has
+    stale.mkdir(parents=True)
+    (stale / "postgresql.conf").write_text("")
+    try:
+        server = session_server(base)
+        assert query(server.admin_url, "SELECT 1") == [(1,)]
+        assert not list(server.data_dir.glob("pgdata.incomplete-*")), "reaped, not found in the way"
+    finally:
+        stop_session_servers(base)
+    assert not (base / f"session-{os.getpid()}").exists()
+
+
 def test_session_server_stops_and_removes_what_dead_sessions_left(pg_dir):
     base = pg_dir.parent / "sessions"
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

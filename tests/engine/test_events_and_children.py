@@ -19,6 +19,11 @@ def probe_registry():
 
 
 @pytest.fixture
+def postgit_plugins():
+    return [ProbePlugin]
+
+
+@pytest.fixture
 def flows(store, probe_registry):
     PROBE.reset()
     return WorkflowService(store, probe_registry)
@@ -58,14 +63,12 @@ async def test_an_event_sent_before_the_wait_begins_is_kept(flows, store, probe_
     assert instance["state"]["approval"] == {"timed_out": False, "data": "yes"}
 
 
-async def test_a_wait_times_out_and_a_later_event_is_refused(flows, store, probe_registry, database_url):
-    await flows.deploy("approval", approval(timeout=0.3).to_json())
-    row, _ = await flows.start("approval")
-    async with in_process_worker(store, probe_registry, database_url):
-        instance = await wait_finished(store, row["id"])
-    assert instance["state"]["approval"] == {"timed_out": True, "data": None}
+def test_a_wait_times_out_and_a_later_event_is_refused(postgit_env):
+    instance = postgit_env.run(approval(timeout=86_400), name="approval")  # a day, skipped by the kit's clock
+    assert instance.state["approval"] == {"timed_out": True, "data": None}
+    assert instance.output("after") is not None
     with pytest.raises(Conflict, match="already completed"):
-        await flows.send_event(row["id"], "approval", "too late")
+        postgit_env.send_event(instance.id, "approval", "too late")
 
 
 async def test_one_event_per_wait_and_two_waits_take_two_events(flows, store, probe_registry, database_url):

@@ -9,7 +9,7 @@ from postgit import HitEndpoint, Node, Sequence, Sleep, ref
 from postgit.plugins import load_registry
 from postgit.registry import NodeRegistry
 from tests.support.engine import in_process_worker, wait_event, wait_finished
-from tests.support.processes import start_worker
+from tests.support.processes import running_workers, start_worker
 from tests.support.waiting import wait_for
 
 
@@ -58,6 +58,19 @@ async def test_a_timer_fires_at_its_due_time_not_at_the_next_poll(service, store
     lateness = (steps["after"]["started_at"] - steps["nap"]["started_at"]).total_seconds() - 1
     assert instance["status"] == "completed"
     assert lateness < 1.0, f"timer fired {lateness:.3f}s late (due {due}); the worker must sleep until run_at"
+
+
+async def test_an_idle_worker_wakes_on_notify_not_at_the_next_poll(route, service, store, tmp_path):
+    flow = Sequence(id="root", children=[Node("Shout", id="loud", text="x")])
+    await service.deploy("wake", flow.to_json())
+    with running_workers(route.url, tmp_path, POSTGIT_POLL_SECONDS="60", **route.env):
+        await wait_for(lambda: store.list_live_workers(60), what="the worker to register")
+        await asyncio.sleep(1)  # past the claim the worker makes once its LISTEN connection is up
+        started = time.monotonic()
+        row, _ = await service.start("wake")
+        instance = await wait_finished(store, row["id"], timeout=20)
+        assert instance["status"] == "completed", instance["error"]
+        assert time.monotonic() - started < 5, "the worker waited for its poll: it missed the notification"
 
 
 async def test_an_instance_waits_with_a_reason_when_no_worker_has_its_node_type(service, store, database_url):

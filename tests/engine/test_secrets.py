@@ -75,3 +75,17 @@ async def test_a_malformed_secret_is_refused_at_deploy(service):
 
 def call_step(steps):
     return next(step for step in steps if step["node_id"] == "call")
+
+
+@pytest.mark.parametrize(
+    ("node_type", "params", "field"),
+    [
+        ("WaitForEvent", {"event": "go", "key": {"$secret": "API_TOKEN"}}, "params.key"),
+        ("SubWorkflow", {"workflow": "child", "input": {"token": {"$secret": "API_TOKEN"}}}, "params.input"),
+    ],
+)
+async def test_a_secret_in_params_that_are_stored_as_they_are_is_refused_at_deploy(service, node_type, params, field):
+    await service.deploy("child", {"id": "x", "type": "Shout", "params": {"text": "x"}})
+    flow = {"id": "n", "type": node_type, "params": params}
+    with pytest.raises(DefinitionError, match=rf"node 'n', field '{field}': a secret cannot be used in a {node_type}"):
+        await service.deploy("stored", flow)

@@ -20,12 +20,12 @@ def seed_workflow(base_url: str, seconds: float = 1):
     )
 
 
-async def test_seed_example_runs_end_to_end(service, store, database_url, http_server, smtp_server, tmp_path):
+async def test_seed_example_runs_end_to_end(service, store, route, http_server, smtp_server, tmp_path):
     controller, mailbox = smtp_server
     await service.deploy("seed", seed_workflow(http_server.url).to_json())
     row, _ = await service.start("seed", {"user": "ada"})
     smtp_url = f"smtp://{controller.hostname}:{controller.port}"
-    with running_workers(database_url, tmp_path, POSTGIT_SMTP_URL=smtp_url):
+    with running_workers(route.url, tmp_path, POSTGIT_SMTP_URL=smtp_url, **route.env):
         instance = await wait_finished(store, row["id"])
     assert instance["status"] == "completed", instance["error"]
     assert instance["state"]["fetchResult"]["status"] == 200
@@ -51,14 +51,13 @@ async def test_seed_example_runs_end_to_end(service, store, database_url, http_s
     assert (wait_step["finished_at"] - wait_step["started_at"]).total_seconds() >= 1
 
 
-async def test_without_smtp_mail_goes_to_the_outbox(service, store, database_url, http_server, tmp_path):
-    await service.deploy("seed", seed_workflow(http_server.url, seconds=0).to_json())
-    row, _ = await service.start("seed", {})
-    with running_workers(database_url, tmp_path):
-        instance = await wait_finished(store, row["id"])
-    assert instance["status"] == "completed", instance["error"]
-    outbox = await store.list_outbox()
-    assert len(outbox) == 1
-    assert outbox[0]["message"]["to"] == ["user@example.com"]
-    assert outbox[0]["message"]["body"] == "ok"
-    assert outbox[0]["idempotency_key"] == f"{row['id']}:notify"
+def test_without_smtp_mail_goes_to_the_outbox(postgit_env, http_server, monkeypatch):
+    # the testing kit's engine: the fetch is real, the ten seconds of Sleep are skipped
+    monkeypatch.delenv("POSTGIT_SMTP_URL", raising=False)
+    instance = postgit_env.run(seed_workflow(http_server.url, seconds=10), {}, name="seed")
+    assert instance.status == "completed", instance.error
+    assert len(http_server.hits("/ok/health")) == 1
+    [message] = postgit_env.outbox()
+    assert message["to"] == ["user@example.com"]
+    assert message["body"] == "ok"
+    assert (message["instance_id"], message["node_id"]) == (instance.id, "notify")

@@ -348,3 +348,36 @@ def test_entry_points_that_cannot_be_loaded(install, target, sources, error):
         f"plugin 'unloadable' of package postgit-fake-unloadable 0.0.1 ({target}) failed to load: "
     )
     assert error in message
+
+
+@pytest.mark.parametrize(
+    ("source", "hint"),
+    [
+        (
+            "def postgit_node_types():\n    return []\n",
+            "postgit_node_types() is not decorated with @postgit.hookimpl",
+        ),
+        (
+            "def postgit_nodetypes():\n    return []\n",
+            "postgit_nodetypes() is not a Postgit hook; did you mean postgit_node_types()?",
+        ),
+        ("x = 1\n", "define postgit_node_types() decorated with @postgit.hookimpl"),
+    ],
+)
+def test_a_package_that_implements_no_hook_is_refused_naming_it(install, source, hint):
+    install("postgit-fake-hookless", "0.4.2", {"hookless": "postgit_fake_hookless"}, {"postgit_fake_hookless": source})
+    with pytest.raises(PluginError) as caught:
+        load_registry()
+    assert str(caught.value) == (
+        "plugin 'hookless' of package postgit-fake-hookless 0.4.2 (postgit_fake_hookless) provides no hook "
+        f"implementation: {hint}"
+    )
+
+
+def test_an_extra_plugin_that_implements_no_hook_is_refused():
+    class Bare:
+        def postgit_node_types(self):
+            return []
+
+    with pytest.raises(PluginError, match=r"plugin extra-0 provides no hook implementation: postgit_node_types\(\)"):
+        load_registry(extra=[Bare()])

@@ -76,14 +76,52 @@ async def test_a_valid_but_unknown_workflow_name_is_still_a_404(client):
     assert_documented(await served_schema(client), "GET", "/workflows/{name}", response)
 
 
-@pytest.mark.parametrize("last_event_id", ["null", "fzPo", "-1", str(2**63)])
+@pytest.mark.parametrize("last_event_id", ["null", "fzPo", "-1", str(2**63), "", "+1", "1_0", "1.0", "0x1"])
 async def test_a_bad_last_event_id_is_a_documented_400(client, last_event_id):
+    # the schema says integer: Python's int() also read "+1" and "1_0", and an empty header meant "from the start"
     await deploy(client, "greet", shout())
     instance = await start(client, "greet")
     response = await client.get(f"/instances/{instance['id']}/events", headers={"Last-Event-ID": last_event_id})
     assert response.status_code == 400
     assert "Last-Event-ID" in response.json()["detail"]
     assert_documented(await served_schema(client), "GET", "/instances/{instance_id}/events", response)
+    with_after = await client.get(
+        f"/instances/{instance['id']}/events", params={"after": 0}, headers={"Last-Event-ID": last_event_id}
+    )
+    assert with_after.status_code == 400, "?after= does not make an invalid header acceptable"
+
+
+async def test_a_workflow_name_with_a_trailing_newline_is_refused(client):
+    # `$` also matches before a final newline: "ok\n" passed the name check, and could be deployed
+    for path in ["/workflows/ok%0A", "/workflows/ok%0A/versions/1"]:
+        response = await client.get(path)
+        assert response.status_code == 400, path
+        assert response.json()["detail"].startswith("invalid workflow name")
+    deployed = await client.post("/workflows", json={"name": "ok\n", "definition": shout()})
+    assert deployed.status_code == 400
+    assert (await client.get("/instances", params={"workflow": "ok\n"})).status_code == 400
+    assert (await client.get("/workflows")).json() == []
+
+
+@pytest.mark.parametrize("spelling", ["{{{}}}", "urn:uuid:{}", "{}", " {} "], ids=["braces", "urn", "hex", "spaces"])
+async def test_an_instance_id_spelled_otherwise_than_the_schema_says_is_unknown(client, spelling):
+    # the schema says `format: uuid`; uuid.UUID also read braces, a urn: prefix and bare hex digits
+    await deploy(client, "greet", shout())
+    instance_id = (await start(client, "greet"))["id"]
+    other = spelling.format(instance_id.replace("-", "") if spelling == "{}" else instance_id)
+    schema = await served_schema(client)
+    for method, template in [
+        ("GET", "/instances/{instance_id}"),
+        ("GET", "/instances/{instance_id}/events"),
+        ("POST", "/instances/{instance_id}/cancel"),
+        ("POST", "/instances/{instance_id}/events"),
+    ]:
+        body = {"name": "go"} if template.endswith("events") and method == "POST" else None
+        response = await client.request(method, template.format(instance_id=other), json=body)
+        assert response.status_code == 404, (method, template, response.text)
+        assert "does not exist" in response.json()["detail"]
+        assert_documented(schema, method, template, response)
+    assert (await client.get(f"/instances/{instance_id.upper()}")).status_code == 200, "hex digits in either case"
 
 
 async def test_an_unknown_instance_stream_is_a_documented_404(client):
@@ -105,6 +143,8 @@ REQUESTS = [
     ("GET", "/plugins", "/plugins"),
     ("GET", "/workers", "/workers"),
     ("GET", "/outbox", "/outbox"),
+    ("POST", "/outbox/1/send", "/outbox/{message_id}/send"),
+    ("POST", "/outbox/send", "/outbox/send"),
 ]
 
 

@@ -100,7 +100,8 @@ async def test_openapi_describes_every_route(client):
         "/outbox",
     }
     schemas = schema["components"]["schemas"]
-    assert schemas["HTTPValidationError"]["properties"]["detail"]["type"] == "string"
+    assert schemas["ValidationErrorBody"]["properties"]["detail"]["type"] == "string"
+    assert "HTTPValidationError" not in schemas
     assert "issues" in schemas["DefinitionErrorBody"]["properties"]
     assert (await client.get("/docs")).status_code == 200
 
@@ -128,6 +129,8 @@ async def test_health_and_every_route_are_503_when_the_database_is_gone(database
 async def test_openapi_documents_the_503_of_an_unavailable_database(client):
     paths = (await client.get("/openapi.json")).json()["paths"]
     for path, operations in paths.items():
+        if path == "/metrics":
+            continue  # answers without the database's series (postgit_database_up 0), never 503
         for method, operation in operations.items():
             unavailable = operation["responses"].get("503")
             assert unavailable is not None, f"{method.upper()} {path} does not document 503"
@@ -135,8 +138,9 @@ async def test_openapi_documents_the_503_of_an_unavailable_database(client):
             assert unavailable["content"]["application/json"]["schema"]["$ref"].endswith(f"/{body}")
 
 
-async def test_with_a_token_the_schema_needs_it_and_the_docs_page_is_off(auth_client):
+async def test_with_a_token_the_schema_needs_it_and_the_docs_page_a_console_login(auth_client):
     headers = {"Authorization": f"Bearer {TOKEN}"}
     schema = await auth_client.get("/openapi.json", headers=headers)
     assert schema.status_code == 200 and "/workflows" in schema.json()["paths"]
-    assert (await auth_client.get("/docs", headers=headers)).status_code == 404
+    docs = await auth_client.get("/docs", headers=headers)
+    assert docs.status_code == 303 and docs.headers["location"].startswith("/ui/login")

@@ -53,6 +53,9 @@ START_BODIES = [
     (b'{"version": "latest"}', 422),
     (b'{"version": 0}', 422),
     (b'{"version": 99999999999}', 422),
+    (b'{"version": true}', 422),
+    (b'{"version": "1"}', 422),
+    (b'{"version": 1.5}', 422),
     (b'{"idempotency_key": 5}', 422),
     (b'{"idempotency_key": ""}', 400),
     (b'{"idempotency_key": "' + b"k" * 1000 + b'"}', 400),
@@ -63,6 +66,14 @@ START_BODIES = [
     (b'{"input": 1e999}', 400),
     (b'{"input": "' + b"x" * 1_100_000 + b'"}', 400),
 ]
+
+
+async def test_a_whole_number_version_may_be_written_as_a_float(client):
+    """JSON Schema's ``integer`` takes ``1.0``: a client generated from the schema may send it."""
+    await deploy(client, "greet", shout())
+    for path, body in [("instances", {"version": 1.0}), ("instances/batch", {"version": 1.0, "instances": [{}]})]:
+        response = await client.post(f"/workflows/greet/{path}", json=body)
+        assert response.status_code in (200, 201), response.text
 
 
 @pytest.mark.parametrize("body,status", START_BODIES, ids=[str(i) for i in range(len(START_BODIES))])

@@ -1,4 +1,4 @@
-"""Starting, listing, showing and cancelling instances."""
+"""Starting, listing, showing, cancelling and deleting instances."""
 
 from __future__ import annotations
 
@@ -104,6 +104,10 @@ async def test_instance_detail_has_every_field_and_the_wait_reason(client, store
         "created_at",
         "updated_at",
         "finished_at",
+        "paused",
+        "paused_at",
+        "pause_reason",
+        "retries",
         "steps",
         "deadline_at",
         "parent_id",
@@ -112,6 +116,7 @@ async def test_instance_detail_has_every_field_and_the_wait_reason(client, store
         "tree",
         "children",
         "steps_total",
+        "interruptions",
     }
     assert shown["id"] == started["id"]
     assert shown["attempt"] == 1
@@ -167,7 +172,9 @@ async def test_steps_are_listed_with_durations(client, database_url, tmp_path):
         "started_at",
         "finished_at",
         "duration_ms",
+        "logs",
     }
+    assert step["logs"] is None, "logs only with ?logs=true"
 
 
 async def test_unknown_or_malformed_instance_id_is_404(client):
@@ -193,6 +200,27 @@ async def test_cancel(client):
 
     assert (await client.post(f"/instances/{uuid.uuid4()}/cancel")).status_code == 404
     assert (await client.post("/instances/garbage/cancel")).status_code == 404
+
+
+async def test_delete_a_finished_instance(client):
+    await deploy(client, "greet")
+    started = await start(client, "greet")
+    unfinished = await client.delete(f"/instances/{started['id']}")
+    assert unfinished.status_code == 409
+    assert (
+        unfinished.json()["detail"]
+        == f"instance {started['id']} is pending: cancel it first, or wait until it finishes"
+    )
+    assert (await client.get(f"/instances/{started['id']}")).status_code == 200, "a refused delete deletes nothing"
+
+    await client.post(f"/instances/{started['id']}/cancel")
+    deleted = await client.delete(f"/instances/{started['id']}")
+    assert deleted.status_code == 204
+    assert deleted.content == b""
+    assert (await client.get(f"/instances/{started['id']}")).status_code == 404
+    assert (await client.get(f"/instances/{started['id']}/events")).status_code == 404
+    assert (await client.delete(f"/instances/{started['id']}")).status_code == 404
+    assert (await client.delete("/instances/garbage")).status_code == 404
 
 
 async def test_list_pages_newest_first(client):
@@ -231,6 +259,9 @@ async def test_list_pages_newest_first(client):
         "attempt",
         "error",
         "wait_reason",
+        "paused",
+        "paused_at",
+        "pause_reason",
         "created_at",
         "updated_at",
         "finished_at",

@@ -30,8 +30,8 @@ def example(base_url: str):
     )
 
 
-async def test_deploy_run_and_follow_the_example_over_http(database_url, tmp_path):
-    with running_server(database_url, tmp_path, POSTGIT_API_TOKEN=TOKEN) as (server, url):
+async def test_deploy_run_and_follow_the_example_over_http(route, tmp_path):
+    with running_server(route.url, tmp_path, POSTGIT_API_TOKEN=TOKEN, **route.env) as (server, url):
         headers = {"Authorization": f"Bearer {TOKEN}"}
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as client:
             assert (await client.get("/workflows", headers={"Authorization": "Bearer wrong"})).status_code == 401
@@ -50,7 +50,7 @@ async def test_deploy_run_and_follow_the_example_over_http(database_url, tmp_pat
             pending = (await client.get(f"/instances/{instance_id}")).json()
             assert pending["wait_reason"] == "no worker is running"
 
-            with running_workers(database_url, tmp_path) as workers:
+            with running_workers(route.url, tmp_path, **route.env) as workers:
                 events = []
                 async with client.stream("GET", f"/instances/{instance_id}/events") as response:
                     assert response.status_code == 200

@@ -58,7 +58,8 @@ async def test_show_a_workflow_and_its_versions(client):
     assert first.status_code == 200
     assert first.json()["definition"] == v1
     assert first.json()["version"] == 1
-    assert set(first.json()) == {"name", "version", "definition", "created_at"}
+    assert set(first.json()) == {"name", "version", "definition", "plugins", "created_at"}
+    assert first.json()["plugins"]["Shout"]["package"] == "postgit-example-plugin"
 
 
 async def test_unknown_workflow_or_version_is_404(client):

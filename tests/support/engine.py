@@ -22,10 +22,16 @@ TERMINAL = ("completed", "failed", "cancelled")
 async def in_process_worker(
     store: Store, registry: NodeRegistry, database_url: str, **settings: Any
 ) -> AsyncIterator[Worker]:
-    """A Worker running on this event loop; stopped (gracefully) on exit."""
+    """A Worker running on this event loop; stopped (gracefully) on exit. ``tracer_provider``: OpenTelemetry's."""
     settings.setdefault("lease_seconds", 5.0)
     settings.setdefault("poll_seconds", 1.0)
-    worker = Worker(store=store, registry=registry, settings=WorkerSettings(database_url=database_url, **settings))
+    tracer_provider = settings.pop("tracer_provider", None)
+    worker = Worker(
+        store=store,
+        registry=registry,
+        settings=WorkerSettings(database_url=database_url, **settings),
+        tracer_provider=tracer_provider,
+    )
     task = asyncio.create_task(worker.run())
     await asyncio.wait_for(worker.started.wait(), 10)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -70,6 +71,47 @@ async def serving(database_url: str, **settings: Any) -> AsyncIterator[LiveServe
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)
+
+
+class ThreadedServer:
+    """The app served by uvicorn on a loopback port, on an event loop of its own in a thread of this process.
+
+    For tests that talk to a server over HTTP from other processes (``pst``) or from synchronous code, without
+    the cost of starting a ``postgit-server`` process; tests that kill or restart the server use a process.
+    """
+
+    def __init__(self, database_url: str, **settings: Any):
+        self.database_url = database_url
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(server_settings(database_url, port=self.port, **settings))
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", ws="none")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name=f"server-{self.port}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+        def started() -> bool:
+            assert self._thread.is_alive(), "uvicorn stopped while starting"
+            return self._server.started
+
+        wait_for_sync(started, timeout=30, interval=0.02, what="the in-process server to start")
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(30)
+
+
+@contextmanager
+def serving_in_thread(database_url: str, **settings: Any) -> Iterator[ThreadedServer]:
+    """A :class:`ThreadedServer` for the duration of the block."""
+    server = ThreadedServer(database_url, **settings)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass

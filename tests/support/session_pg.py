@@ -44,7 +44,7 @@ def session_server(base_dir: Path, **options: object) -> EmbeddedPostgres:
         if not _sessions:
             atexit.register(stop_session_servers)
         base.mkdir(parents=True, exist_ok=True)
-        _reap_dead_sessions(base)
+        _reap_dead_sessions(base, own=server is not None)
         server = EmbeddedPostgres(base / f"session-{os.getpid()}", **options)  # type: ignore[arg-type]
         _sessions[base] = server
         return server.start()
@@ -64,10 +64,17 @@ def stop_session_servers(base_dir: Path | None = None) -> None:
                 shutil.rmtree(server.data_dir, ignore_errors=True)
 
 
-def _reap_dead_sessions(base: Path) -> None:
+def _reap_dead_sessions(base: Path, own: bool) -> None:
+    """Remove the data of sessions whose process is gone; ``own``: this process started the one of its pid.
+
+    A directory named after this process that it did not start is a dead session's whose pid was reused.
+    """
     for data_dir in base.glob("session-*"):
         owner = data_dir.name.removeprefix("session-")
-        if not owner.isdigit() or int(owner) == os.getpid() or _pid_alive(int(owner)):
+        if not owner.isdigit():
+            continue
+        pid = int(owner)
+        if own if pid == os.getpid() else _pid_alive(pid):
             continue
         if (data_dir / "pgdata" / "postmaster.pid").exists():
             stray = EmbeddedPostgres(data_dir)

@@ -28,7 +28,14 @@ from postgit import (
 )
 from postgit.definition import CONTROL_TYPES, ENGINE_TYPES, MAX_FOREACH_ITEMS, WorkflowDefinition
 from postgit.errors import DefinitionError
-from postgit.validation import MAX_CONCURRENCY, MAX_DEPTH, MAX_JSON_DEPTH, MAX_WORKFLOW_TIMEOUT, validate_definition
+from postgit.validation import (
+    MAX_CONCURRENCY,
+    MAX_DEPTH,
+    MAX_JSON_DEPTH,
+    MAX_RETENTION,
+    MAX_WORKFLOW_TIMEOUT,
+    validate_definition,
+)
 from tests.unit.flow_support import accept, issues_of, located, only_issue, step, step_registry
 
 FUZZ = settings(
@@ -792,7 +799,20 @@ def test_bad_sdk_sub_workflow(registry, kwargs, field):
 def test_workflow_wrapper_unknown_keys(registry, key):
     issue = only_issue({"root": step("a"), key: 1}, registry)
     assert (issue.node_id, issue.field) == (None, key)
-    assert "unknown key; a workflow has inputSchema, root, timeout" in issue.message
+    assert "unknown key; a workflow has inputSchema, retention, root, timeout" in issue.message
+
+
+@pytest.mark.parametrize("retention", [0, -1, MAX_RETENTION + 1, "7d", True, [60], float("nan"), float("inf")])
+def test_workflow_wrapper_bad_retention(registry, retention):
+    issue = only_issue({"root": step("a"), "retention": retention}, registry)
+    assert (issue.node_id, issue.field) == (None, "retention")
+    assert f"above 0 and at most {MAX_RETENTION}" in issue.message
+
+
+def test_workflow_wrapper_retention_round_trips(registry):
+    definition = validate_definition({"root": step("a"), "retention": 86_400}, registry)
+    assert definition.retention == 86_400
+    assert definition.to_json()["retention"] == 86_400
 
 
 @pytest.mark.parametrize(

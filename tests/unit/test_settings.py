@@ -13,7 +13,13 @@ URL = "postgresql://postgres@db:5432/postgit"
 
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in ("POSTGIT_DB_POOL_MAX", "POSTGIT_DB_TIMEOUT_SECONDS", "POSTGIT_WORKER_CONCURRENCY"):
+    for name in (
+        "POSTGIT_DB_POOL_MAX",
+        "POSTGIT_DB_TIMEOUT_SECONDS",
+        "POSTGIT_WORKER_CONCURRENCY",
+        "POSTGIT_DB_PREPARED_STATEMENTS",
+        "POSTGIT_LISTEN_DATABASE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", URL)
     return monkeypatch
@@ -23,6 +29,23 @@ def test_defaults():
     worker, server = WorkerSettings.from_env(), ServerSettings.from_env()
     assert (worker.pool_max_size, server.pool_max_size) == (6, 10)
     assert server.db_timeout_seconds == 5.0
+    assert worker.prepared_statements and server.prepared_statements
+    assert worker.listen_url == URL
+
+
+def test_behind_a_pooler_listen_goes_direct_and_prepared_statements_can_be_turned_off(environment):
+    direct = "postgresql://postgres@db-direct:5432/postgit"
+    environment.setenv("POSTGIT_LISTEN_DATABASE_URL", direct)
+    environment.setenv("DATABASE_URL", "postgresql://postgres@pgbouncer:6432/postgit")
+    assert WorkerSettings.from_env().listen_url == direct
+    for value, expected in [("off", False), ("OFF", False), ("false", False), ("0", False), ("on", True), ("", True)]:
+        environment.setenv("POSTGIT_DB_PREPARED_STATEMENTS", value)
+        assert WorkerSettings.from_env().prepared_statements is expected
+        assert ServerSettings.from_env().prepared_statements is expected
+    environment.setenv("POSTGIT_DB_PREPARED_STATEMENTS", "sometimes")
+    for settings in (WorkerSettings, ServerSettings):
+        with pytest.raises(PostgitError, match=r"^POSTGIT_DB_PREPARED_STATEMENTS='sometimes' must be on or off$"):
+            settings.from_env()
 
 
 def test_the_pool_cap_applies_to_server_and_worker(environment):

@@ -1,9 +1,11 @@
 import ast
 import inspect
+import re
 from importlib.resources import files
 
 import pytest
 
+from postgit.db import records
 from postgit.db import store as store_module
 from postgit.db.queries import load_queries, parse_queries
 
@@ -114,3 +116,25 @@ def test_every_query_the_store_uses_exists():
 def test_every_query_is_used_by_the_store():
     unused = set(load_queries()) - _names_used_by_store()
     assert unused == set(), f"queries no Store method runs: {sorted(unused)}"
+
+
+def _record_columns(sql: str, source: str) -> set[str]:
+    """The column names of ``jsonb_to_recordset(<source>) AS <alias>(name type, ...)`` in ``sql``."""
+    match = re.search(rf"jsonb_to_recordset\({re.escape(source)}\)\s+AS\s+\w+\((.*?)\)\s*(?:\n|WHERE|$)", sql, re.S)
+    assert match, f"no record definition of {source}"
+    return {column.split()[0] for column in match.group(1).split(",")}
+
+
+@pytest.mark.parametrize(
+    ("source", "record"),
+    [
+        ("%(batch)s::jsonb", records.CommitItem),
+        ("w.steps", records.StepRow),
+        ("w.runs", records.RunRow),
+        ("w.deliveries", records.DeliveryRow),
+        ("w.events", records.EventRow),
+    ],
+)
+def test_the_group_commit_rows_have_the_columns_commit_steps_reads(source, record):
+    sql = load_queries()["commit_steps"]
+    assert _record_columns(sql, source) == set(record.__annotations__)

@@ -1,5 +1,5 @@
 import pytest
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, AliasPath, BaseModel, ConfigDict, Field, RootModel
 
 import postgit
 from postgit.errors import DefinitionError
@@ -99,7 +99,92 @@ def test_wrongly_typed_params_are_checked_against_the_model(registry, params, fi
 def test_unknown_params_are_refused(registry):
     issue = only_issue({"id": "a", "type": "Typed", "params": {"count": 1, "colour": "red"}}, registry)
     assert (issue.node_id, issue.field) == ("a", "params.colour")
-    assert "Extra inputs are not permitted" in issue.message
+    assert issue.message == (
+        "Extra inputs are not permitted: Typed has no param 'colour' (Typed takes count, options, tags, text)"
+    )
+
+
+class LenientParams(BaseModel):
+    """A plugin's params model that does not forbid extra keys (pydantic ignores them by default)."""
+
+    text: str
+    exclamations: int = 1
+
+
+class AllowingParams(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    text: str
+
+
+class AliasedParams(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    sender: str = Field(default="", alias="from")
+    json_body: int = Field(default=0, validation_alias=AliasChoices("json", AliasPath("body", 0)))
+
+
+class AliasOnlyParams(BaseModel):
+    sender: str = Field(default="", alias="from")
+
+
+class LenientPlugin:
+    @staticmethod
+    @postgit.hookimpl
+    def postgit_node_types():
+        return [
+            postgit.NodeType(name=name, params=model, handler=lambda ctx, params: None)
+            for name, model in [
+                ("Lenient", LenientParams),
+                ("Allowing", AllowingParams),
+                ("Aliased", AliasedParams),
+                ("AliasOnly", AliasOnlyParams),
+                ("Rooted", RootModel[dict[str, int]]),
+            ]
+        ]
+
+
+@pytest.fixture(scope="module")
+def lenient_registry():
+    return load_registry(extra=[LenientPlugin])
+
+
+@pytest.mark.parametrize("node_type", ["Lenient", "Allowing"])
+def test_an_undeclared_param_is_refused_whatever_the_models_config(lenient_registry, node_type):
+    raw = {"id": "a", "type": node_type, "params": {"text": "hi", "exclamation": 3}}
+    issue = only_issue(raw, lenient_registry)
+    assert (issue.node_id, issue.field) == ("a", "params.exclamation")
+    assert f"{node_type} has no param 'exclamation'" in issue.message
+    if node_type == "Lenient":
+        assert "did you mean 'exclamations'?" in issue.message
+
+
+def test_an_undeclared_param_holding_a_ref_or_template_is_refused_too(lenient_registry):
+    params = {"text": "hi", "colour": "{{ input.c }}", "size": {"$ref": "$.input.s"}}
+    issues = issues_of({"id": "a", "type": "Lenient", "params": params}, lenient_registry)
+    assert [issue.field for issue in issues] == ["params.colour", "params.size"]
+
+
+def test_params_may_be_given_by_name_or_alias_as_the_model_allows(lenient_registry):
+    validate_definition({"id": "a", "type": "Aliased", "params": {"from": "x", "json": 1}}, lenient_registry)
+    validate_definition({"id": "a", "type": "Aliased", "params": {"sender": "x", "body": [1]}}, lenient_registry)
+    validate_definition({"id": "a", "type": "AliasOnly", "params": {"from": "x"}}, lenient_registry)
+    issue = only_issue({"id": "a", "type": "AliasOnly", "params": {"sender": "x"}}, lenient_registry)
+    assert (issue.field, "AliasOnly takes from") == ("params.sender", issue.message.split("(", 1)[1].rstrip(")"))
+
+
+def test_a_root_model_decides_for_itself(lenient_registry):
+    validate_definition({"id": "a", "type": "Rooted", "params": {"any": 1, "keys": 2}}, lenient_registry)
+
+
+def test_builtin_and_engine_node_types_refuse_undeclared_params(registry):
+    for node_type, params in [
+        ("Sleep", {"seconds": 1, "second": 2}),
+        ("WaitForEvent", {"event": "go", "name": "x"}),
+        ("SubWorkflow", {"workflow": "child", "onParentCancel": "abandon"}),
+    ]:
+        issue = only_issue({"id": "a", "type": node_type, "params": params}, registry)
+        assert issue.message.startswith(f"Extra inputs are not permitted: {node_type} has no param"), issue
 
 
 def test_params_must_be_an_object(registry):

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import re
 import smtplib
-import ssl
-from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from postgit import FatalError, NodeType, RetryableError, StepContext, hookimpl
+from postgit.mail import SMTP_URL_VARIABLE, SmtpConfig, SmtpUrlError, build_email, deliver, delivery_failure
 
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
-SMTP_URL_VARIABLE = "POSTGIT_SMTP_URL"
 
 
 class SendEmailParams(BaseModel):
@@ -51,66 +46,16 @@ class SendEmailParams(BaseModel):
         return self.body if isinstance(self.body, str) else json.dumps(self.body, indent=2)
 
 
-@dataclass(frozen=True)
-class SmtpConfig:
-    """Where and how to deliver, parsed from ``smtp://user:pass@host:port`` (``smtps://``, ``?starttls=1``)."""
-
-    host: str
-    port: int
-    implicit_tls: bool
-    starttls: bool
-    username: str | None
-    password: str | None
-
-    @classmethod
-    def from_url(cls, url: str) -> SmtpConfig:
-        """Parse ``POSTGIT_SMTP_URL``; FatalError when it is malformed."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise FatalError(f"{SMTP_URL_VARIABLE} must look like smtp://user:pass@host:port or smtps://...")
-        query = parse_qs(parts.query)
-        starttls = query.get("starttls", ["0"])[0].lower() in ("1", "true", "yes")
-        implicit_tls = parts.scheme == "smtps"
-        return cls(
-            host=parts.hostname,
-            port=parts.port or (465 if implicit_tls else 587 if starttls else 25),
-            implicit_tls=implicit_tls,
-            starttls=starttls,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-        )
-
-
-def build_message(params: SendEmailParams, idempotency_key: str) -> EmailMessage:
-    """The email for a step; its Message-ID derives from the idempotency key, so a re-sent copy is recognisable."""
-    message = EmailMessage()
-    message["From"] = params.sender
-    message["To"] = ", ".join(params.to)
-    message["Subject"] = params.subject
-    if params.reply_to:
-        message["Reply-To"] = params.reply_to
-    message["Message-ID"] = f"<{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}@postgit>"
-    message["X-Postgit-Idempotency-Key"] = idempotency_key
-    message.set_content(params.body_text())
-    return message
-
-
-def deliver(config: SmtpConfig, message: EmailMessage, timeout: float = 30.0) -> None:
-    """Send ``message`` over SMTP (blocking)."""
-    context = ssl.create_default_context()
-    smtp_class = smtplib.SMTP_SSL if config.implicit_tls else smtplib.SMTP
-    kwargs: dict[str, Any] = {"context": context} if config.implicit_tls else {}
-    with smtp_class(config.host, config.port, timeout=timeout, **kwargs) as smtp:
-        if config.starttls:
-            smtp.starttls(context=context)
-        if config.username:
-            smtp.login(config.username, config.password or "")
-        smtp.send_message(message)
-
-
 async def send_email(ctx: StepContext, params: SendEmailParams) -> dict[str, Any]:
     """Deliver through SMTP when configured; otherwise store the message in the outbox."""
-    message = build_message(params, ctx.idempotency_key)
+    message = build_email(
+        sender=params.sender,
+        to=params.to,
+        subject=params.subject,
+        body=params.body_text(),
+        reply_to=params.reply_to,
+        idempotency_key=ctx.idempotency_key,
+    )
     smtp_url = os.environ.get(SMTP_URL_VARIABLE)
     if not smtp_url:
         if ctx.outbox is None:
@@ -122,21 +67,22 @@ async def send_email(ctx: StepContext, params: SendEmailParams) -> dict[str, Any
                 "to": params.to,
                 "subject": params.subject,
                 "body": params.body_text(),
+                "reply_to": params.reply_to,
                 "message_id": message["Message-ID"],
                 "instance_id": ctx.instance_id,
                 "node_id": ctx.node_id,
             },
         )
         return {"delivery": "outbox", "message_id": message["Message-ID"]}
-    config = SmtpConfig.from_url(smtp_url)
+    try:
+        config = SmtpConfig.from_url(smtp_url)
+    except SmtpUrlError as exc:
+        raise FatalError(str(exc)) from None
     try:
         await asyncio.to_thread(deliver, config, message)
-    except smtplib.SMTPAuthenticationError as exc:
-        raise FatalError(f"SMTP server {config.host}:{config.port} refused the credentials: {exc}") from exc
-    except smtplib.SMTPRecipientsRefused as exc:
-        raise FatalError(f"SMTP server refused the recipients: {sorted(exc.recipients)}") from exc
     except (smtplib.SMTPException, OSError) as exc:
-        raise RetryableError(f"SMTP delivery to {config.host}:{config.port} failed: {exc}") from exc
+        reason, retryable = delivery_failure(config, exc)
+        raise (RetryableError if retryable else FatalError)(reason) from exc
     return {"delivery": "smtp", "message_id": message["Message-ID"]}
 
 

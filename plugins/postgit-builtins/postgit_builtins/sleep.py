@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -29,7 +29,7 @@ async def sleep(ctx: StepContext, params: SleepParams) -> Any:
     """Suspend until the due time; when woken up, complete. The due time is stored, so a restart keeps it."""
     if ctx.suspended_until is not None:
         return Completed({"slept_until": ctx.suspended_until.isoformat()})
-    now = datetime.now(UTC)
+    now = ctx.now()
     until = params.until if params.until is not None else now + timedelta(seconds=params.seconds or 0)
     if until <= now:
         return Completed({"slept_until": until.isoformat()})

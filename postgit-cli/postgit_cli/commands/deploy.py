@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from postgit_cli import output
-from postgit_cli.client import ApiClient
+from postgit_cli.api import Client
 from postgit_cli.commands.options import JsonOption
 from postgit_cli.workflow_file import load_workflow_file
 
@@ -26,9 +26,11 @@ def deploy(
 ) -> None:
     """Deploy FILE as a new version of workflow NAME (an unchanged definition keeps its version)."""
     definition = load_workflow_file(file)
-    with ApiClient() as api:
-        result = api.post("/workflows", {"name": name or file.stem, "definition": definition})
+    with Client() as client:
+        result = client.deploy(definition, name or file.stem)
+    output.warn_all(result)
     if json_output:
-        output.print_json({key: result.get(key) for key in ("name", "version", "created")})
+        keys = ("name", "version", "created", "warnings") if result.get("warnings") else ("name", "version", "created")
+        output.print_json({key: result.get(key) for key in keys})
     else:
         output.print_deployed(result)

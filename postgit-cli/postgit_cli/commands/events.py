@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from postgit_cli import output
-from postgit_cli.client import ApiClient, path_segment
+from postgit_cli.api import Client
 from postgit_cli.commands.options import JsonOption
 from postgit_cli.commands.run import parse_input
 from postgit_cli.errors import UsageError
@@ -44,19 +44,17 @@ def send(
     json_output: JsonOption = False,
 ) -> None:
     """Send an event: to INSTANCE_ID, or with --key to every instance waiting on NAME and KEY (now or later)."""
-    body: dict[str, Any] = {"data": parse_input(data, "--data") if data is not None else None}
-    if event_id is not None:
-        body["event_id"] = event_id
-    with ApiClient() as api:
+    event_data = parse_input(data, "--data") if data is not None else None
+    if key is not None and len(target) != 1:
+        raise UsageError("with --key, give the event's NAME only: pst event send --key KEY NAME")
+    if key is None and len(target) != 2:
+        raise UsageError("give INSTANCE_ID and NAME (or --key KEY and NAME): pst event send INSTANCE_ID NAME")
+    with Client() as client:
         if key is not None:
-            if len(target) != 1:
-                raise UsageError("with --key, give the event's NAME only: pst event send --key KEY NAME")
-            result = api.post("/events", {**body, "name": target[0], "key": key})
+            result = client.send_keyed_event(target[0], key, event_data, event_id=event_id)
         else:
-            if len(target) != 2:
-                raise UsageError("give INSTANCE_ID and NAME (or --key KEY and NAME): pst event send INSTANCE_ID NAME")
             instance_id, name = target
-            result = api.post(f"/instances/{path_segment(instance_id)}/events", {**body, "name": name})
+            result = client.send_event(instance_id, name, event_data, event_id=event_id)
     if json_output:
         output.print_json(result)
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from postgit_cli import output
-from postgit_cli.client import ApiClient
+from postgit_cli.api import Client
 from postgit_cli.commands.options import JsonOption
 
 app = typer.Typer(help="Node types and the plugins providing them.", no_args_is_help=True)
@@ -14,8 +14,8 @@ app = typer.Typer(help="Node types and the plugins providing them.", no_args_is_
 @app.command("ls")
 def list_plugins(json_output: JsonOption = False) -> None:
     """List node types: the package and version providing each, and how many live workers have it."""
-    with ApiClient() as api:
-        rows = api.get("/plugins")
+    with Client() as client:
+        rows = client.plugins()
     if json_output:
         output.print_json(rows)
     else:

@@ -10,6 +10,7 @@ from typing import NoReturn
 
 import typer
 
+from postgit_cli import install_hints
 from postgit_cli.errors import CliError
 
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -18,12 +19,12 @@ PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 def server(ctx: typer.Context) -> None:
     """Run the API server (postgit-server); extra arguments are passed on (pst server -- --help)."""
-    exec_script("postgit-server", "pip install postgit-server", ctx.args)
+    exec_script("postgit-server", install_hints.SERVER, ctx.args)
 
 
 def worker(ctx: typer.Context) -> None:
     """Run a worker (postgit-worker); extra arguments are passed on (pst worker -- --help)."""
-    exec_script("postgit-worker", "pip install postgit-core postgit-builtins", ctx.args)
+    exec_script("postgit-worker", install_hints.WORKER, ctx.args)
 
 
 def find_script(name: str) -> str | None:

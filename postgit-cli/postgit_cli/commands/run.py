@@ -1,18 +1,21 @@
-"""``pst run WORKFLOW``: start an instance, and with ``--watch`` follow it to its end."""
+"""``pst run WORKFLOW``: start an instance (with ``--watch``, follow it to its end), or one per line of a JSONL file."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from postgit_cli import output
-from postgit_cli.client import ApiClient, path_segment
+from postgit_cli.api import Client
+from postgit_cli.batch import is_jsonl, start_from_file
 from postgit_cli.commands.options import JsonOption
 from postgit_cli.errors import CliError, UsageError
 from postgit_cli.events import follow_events
+from postgit_cli.times import moment, seconds
 
 SUCCESS_STATUS = "completed"
 
@@ -27,7 +30,10 @@ def run(
             "--input",
             "-i",
             metavar="JSON|@FILE",
-            help="The run input: JSON text, or @path of a JSON file (default: {}).",
+            help=(
+                "The run input: JSON text, or @path of a JSON file (default: {}). @path.jsonl starts one instance "
+                "per line, each line a JSON object (up to 1,000 per request)."
+            ),
             show_default=False,
         ),
     ] = None,
@@ -36,30 +42,64 @@ def run(
         typer.Option(
             "--idempotency-key",
             metavar="KEY",
-            help="Start at most one instance per KEY; a repeat returns the first instance.",
+            help=(
+                "Start at most one instance per KEY; a repeat returns the first instance. With a .jsonl input, "
+                "line N's key is KEY:N."
+            ),
             show_default=False,
         ),
     ] = None,
     watch: Annotated[
         bool, typer.Option("--watch", "-w", help="Follow the instance's steps until it ends; exit 1 unless completed.")
     ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="TIME",
+            help="Start no earlier than TIME, ISO 8601 with its offset (2026-12-01T09:00:00+01:00).",
+            show_default=False,
+        ),
+    ] = None,
+    delay: Annotated[
+        str | None,
+        typer.Option(
+            "--delay",
+            metavar="DURATION",
+            help="Start after DURATION (90s, 10m, 2h, 7d); pending until then.",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Start an instance of WORKFLOW and print its id."""
+    """Start an instance of WORKFLOW and print its id; with --input @FILE.jsonl, one instance per line."""
+    start_at = start_time(at, delay)
+    if is_jsonl(input_value):
+        assert input_value is not None
+        if watch:
+            raise UsageError("--watch follows one instance; it cannot follow the instances of a JSONL file")
+        with Client() as client:
+            outcome = start_from_file(client, workflow, input_value, idempotency_key, start_at)
+        output.warn_all(outcome.as_json())
+        if json_output:
+            output.print_json(outcome.as_json())
+        else:
+            output.print_batch_outcome(outcome.as_json())
+        if outcome.count("failed"):
+            raise typer.Exit(1)
+        return
     run_input = parse_input(input_value)
-    body: dict[str, Any] = {"input": run_input}
-    if idempotency_key is not None:
-        body["idempotency_key"] = idempotency_key
-    with ApiClient() as api:
-        started = api.post(f"/workflows/{path_segment(workflow)}/instances", body)
+    with Client() as client:
+        handle = client.start(workflow, run_input, idempotency_key=idempotency_key, start_at=start_at)
+        output.warn_all(handle.started or {})
         if not watch:
+            started = handle.started or {"id": handle.id}
             if json_output:
                 output.print_json(started)
             else:
                 output.print_started(started)
             return
-        instance_id = str(started["id"])
-        final = watch_instance(api, instance_id, quiet=json_output)
+        final = watch_instance(client, handle.id, quiet=json_output)
     if json_output:
         output.print_json(final)
     else:
@@ -68,19 +108,30 @@ def run(
         raise typer.Exit(1)
 
 
-def watch_instance(api: ApiClient, instance_id: str, *, quiet: bool) -> dict[str, Any]:
+def start_time(at: str | None, delay: str | None) -> str | None:
+    """The start time ``--at`` or ``--delay`` asks for (ISO 8601, with its offset), or None: at once."""
+    if at is not None and delay is not None:
+        raise UsageError("--at and --delay both say when to start: give one of them")
+    if at is not None:
+        return moment("--at", at, need_offset=True)
+    if delay is not None:
+        return (datetime.now(UTC) + timedelta(seconds=seconds("--delay", delay))).isoformat()
+    return None
+
+
+def watch_instance(client: Client, instance_id: str, *, quiet: bool) -> dict[str, Any]:
     """Print the instance's events as they happen (unless ``quiet``) and return the instance once it has ended."""
     printer = None if quiet else output.EventPrinter()
     if printer is not None:
         output.note(f"watching instance {instance_id} (Ctrl-C stops watching; the instance carries on)")
     try:
-        for event in follow_events(api, instance_id, on_reconnect=_reconnecting):
+        for event in follow_events(client, instance_id, on_reconnect=_reconnecting):
             if printer is not None:
                 printer(event)
     except KeyboardInterrupt:
         message = f"stopped watching instance {instance_id}; it carries on (pst status {instance_id})"
         raise CliError(message, exit_code=130) from None
-    return api.get(f"/instances/{path_segment(instance_id)}")
+    return client.get(instance_id)
 
 
 def _reconnecting(reason: str) -> None:

@@ -13,6 +13,12 @@ Every wait on the database is bounded, using psycopg's own settings where it has
 Each new connection reports to a :class:`DatabaseWatch`, which logs the database becoming unreachable and reachable
 again once each, not once per attempt; :func:`wait_for_database` retries with capped exponential backoff while
 the database cannot be reached or refuses connections, and gives up at once on a wrong database name or password.
+
+Behind a pooler in transaction mode (PgBouncer's ``pool_mode = transaction``) each transaction may run on another
+server connection, so nothing here leaves state in a session: autocommit is a client-side mode, no ``SET``, no
+session-level advisory lock, no temporary table. The one session feature psycopg uses by itself is the prepared
+statement, after a statement's ``prepare_threshold`` uses on a connection; :func:`open_pool` with
+``prepared_statements=False`` turns that off, for a pooler that cannot keep prepared statements.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import logging
 import os
 import random
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar, TypeVar
@@ -43,6 +50,9 @@ CONNECTION_DEFAULTS: dict[str, str] = {
 }
 """libpq options added to a conninfo that does not set them: give up connecting after 5 s, and probe an idle
 connection after 10 s of silence, declaring it dead after 3 unanswered probes 5 s apart."""
+
+PREPARE_THRESHOLD = 5
+"""psycopg's default: a statement is prepared on a connection after this many uses there."""
 
 RECONNECT_TIMEOUT_SECONDS = 10.0
 """How long the pool retries (with backoff) to replace a lost connection before giving that attempt up; the next
@@ -107,20 +117,30 @@ class DatabaseWatch:
         self._log = logger
         self.last_error: str | None = None
         """Why the latest attempt failed (the error's first line); None while the database is reachable."""
+        self._succeeded_at = float("-inf")
 
     @property
     def reachable(self) -> bool:
         """False from a failed attempt until the next successful one."""
         return self.last_error is None
 
-    def failed(self, exc: BaseException) -> None:
-        """Record a failed attempt; the first after a success is logged."""
+    def failed(self, exc: BaseException, started: float | None = None) -> None:
+        """Record a failed attempt; the first after a success is logged.
+
+        Args:
+            exc: Why it failed.
+            started: When the attempt began (``time.monotonic()``). An attempt that began before the latest success
+                (one left hanging by the outage that has since ended) says nothing new and is ignored.
+        """
+        if started is not None and started < self._succeeded_at:
+            return
         if self.last_error is None:
             self._log.warning("database unreachable: %s; retrying", first_line(exc))
         self.last_error = first_line(exc)
 
     def succeeded(self) -> None:
         """Record a successful attempt; the first after a failure is logged."""
+        self._succeeded_at = time.monotonic()
         if self.last_error is not None:
             self.last_error = None
             self._log.info("database reachable again")
@@ -162,6 +182,15 @@ class _Pool(AsyncConnectionPool):
         self,
         timeout: float | None = None,  # noqa: ASYNC109 - psycopg_pool's signature
     ) -> AsyncIterator[AsyncConnection[Any]]:
+        try:
+            async with self._held(timeout) as conn:
+                yield conn
+        except _LOST_PREPARED_STATEMENT as exc:
+            _explain_lost_prepared_statement(exc)
+            raise
+
+    @asynccontextmanager
+    async def _held(self, timeout: float | None) -> AsyncIterator[AsyncConnection[Any]]:  # noqa: ASYNC109
         async with super().connection(timeout) as conn:
             if self.hold_timeout is None:
                 yield conn
@@ -184,6 +213,25 @@ class _Pool(AsyncConnectionPool):
                 handle.cancel()
 
 
+_LOST_PREPARED_STATEMENT = (psycopg.errors.InvalidSqlStatementName, psycopg.errors.DuplicatePreparedStatement)
+"""What a pooler that moves a client between server connections without keeping its prepared statements causes:
+``prepared statement "_pg3_0" does not exist`` or ``... already exists``."""
+_explained = False
+
+
+def _explain_lost_prepared_statement(exc: psycopg.Error) -> None:
+    """Log, once per process, what to set when a pooler lost track of a prepared statement."""
+    global _explained
+    if not _explained:
+        _explained = True
+        logging.getLogger("postgit.db").error(
+            "%s: DATABASE_URL goes through a connection pooler that does not keep prepared statements "
+            "(PgBouncer before 1.22, or max_prepared_statements = 0, in transaction mode): set "
+            "POSTGIT_DB_PREPARED_STATEMENTS=off on every server and worker (README: 'Behind a connection pooler')",
+            first_line(exc),
+        )
+
+
 def _shut(conn: AsyncConnection[Any]) -> None:
     """Shut the connection's socket: whatever waits on it sees the connection closed (and the pool discards it)."""
     try:
@@ -202,10 +250,11 @@ def _watched(watch: DatabaseWatch) -> type[AsyncConnection[Any]]:
 
         @classmethod
         async def connect(cls, conninfo: str = "", **kwargs: Any) -> WatchedConnection:  # type: ignore[override]
+            started = time.monotonic()
             try:
                 conn = await super().connect(conninfo, **kwargs)
             except psycopg.OperationalError as exc:
-                cls.reports_to.failed(exc)
+                cls.reports_to.failed(exc, started)
                 raise
             cls.reports_to.succeeded()
             return conn
@@ -226,6 +275,7 @@ async def open_pool(
     timeout: float = 30.0,  # noqa: ASYNC109 - psycopg_pool's name: the wait for a connection
     hold_timeout: float | None = None,
     watch: DatabaseWatch | None = None,
+    prepared_statements: bool = True,
 ) -> AsyncConnectionPool:
     """Open a pool of autocommit connections returning rows as dicts, once ``min_size`` of them are connected.
 
@@ -241,6 +291,9 @@ async def open_pool(
         hold_timeout: seconds a caller may keep a connection before it is shut (:class:`DatabaseTimeout`);
             None for no limit.
         watch: where connection attempts are reported; None for a watch logging to ``postgit.db``.
+        prepared_statements: False for connections that never prepare a statement (psycopg's
+            ``prepare_threshold=None``): for a pooler in transaction mode that cannot keep prepared statements.
+            True lets psycopg prepare a statement from its sixth use on a connection (its default threshold).
 
     Raises:
         psycopg_pool.PoolTimeout: ``min_size`` connections could not be opened within ``timeout``.
@@ -250,7 +303,7 @@ async def open_pool(
         connection_class=_watched(watch or DatabaseWatch(logging.getLogger("postgit.db"))),
         min_size=min(min_size, max_size),
         max_size=max_size,
-        kwargs={"row_factory": dict_row},
+        kwargs={"row_factory": dict_row, "prepare_threshold": PREPARE_THRESHOLD if prepared_statements else None},
         configure=_configure,
         open=False,
         name=name,

@@ -29,6 +29,7 @@ class StepRow(TypedDict, total=False):
     resume: dict[str, Any] | None
     wait_event: str | None
     wait_key: str | None
+    logs: str | None
 
 
 class RunRow(TypedDict):
@@ -54,6 +55,14 @@ class EventRow(TypedDict):
     kind: str
     node_id: str | None
     data: dict[str, Any]
+
+
+class RunningRun(TypedDict):
+    """A run the lease holder has started and not written an outcome for (charged if the holder dies)."""
+
+    run: str
+    node: str
+    attempt: int
 
 
 class CommitItem(TypedDict, total=False):
@@ -89,3 +98,4 @@ class CommitItem(TypedDict, total=False):
     runs: list[RunRow]
     deliveries: list[DeliveryRow]
     events: list[EventRow]
+    running: list[RunningRun]

@@ -11,29 +11,45 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, LiteralString
+from typing import TYPE_CHECKING, Any, LiteralString
 
+import orjson
+import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from postgit.db.ids import uuid7
+from postgit.db.pool import with_connection_defaults
 from postgit.db.queries import load_queries
 from postgit.db.records import CommitItem
+
+if TYPE_CHECKING:
+    from postgit.starts import NewInstance
 
 Row = dict[str, Any]
 
 
 def dumps(value: Any) -> str:
-    """JSON text for a jsonb parameter."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """JSON text for a jsonb parameter (orjson on the hot path; ``json`` for what orjson refuses)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # an integer beyond 64 bits, text that is not valid Unicode
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def definition_digest(definition: dict[str, Any]) -> str:
     """A digest of a definition's canonical JSON: equal definitions, equal digests."""
     canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Written(set[int]):
+    """The ``seq`` of each item a group commit wrote; ``paused``: those whose instance is paused."""
+
+    def __init__(self, seqs: Iterable[int] = (), *, paused: Iterable[int] = ()):
+        super().__init__(seqs)
+        self.paused = set(paused)
 
 
 class Store:
@@ -68,13 +84,21 @@ class Store:
 
     # -- workflows ---------------------------------------------------------------------------------------------
 
-    async def deploy_workflow(self, name: str, definition: dict[str, Any]) -> tuple[Row, bool]:
+    async def deploy_workflow(
+        self, name: str, definition: dict[str, Any], plugins: Mapping[str, Any] | None = None
+    ) -> tuple[Row, bool]:
         """Store ``definition`` as the next version of ``name``; an identical definition returns its version.
 
-        Returns the workflow row and whether a new version was created.
+        ``plugins``: the package and version of each node type it was validated against. Returns the workflow row
+        and whether a new version was created.
         """
         digest = definition_digest(definition)
-        params = {"name": name, "digest": digest, "definition": dumps(definition)}
+        params = {
+            "name": name,
+            "digest": digest,
+            "definition": dumps(definition),
+            "plugins": dumps(dict(plugins or {})),
+        }
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(self._sql("lock_workflow_name"), params)
             existing = await self._fetch_one("get_workflow_by_digest", params, conn)
@@ -88,6 +112,15 @@ class Store:
         """One version of a workflow (the latest when ``version`` is None), or None."""
         return await self._fetch_one("get_workflow", {"name": name, "version": version})
 
+    async def latest_workflow_plugins(self) -> list[Row]:
+        """``{"name", "version", "plugins"}`` of the latest version of every workflow."""
+        return await self._fetch_all("latest_workflow_plugins", {})
+
+    async def latest_version(self, name: str) -> int | None:
+        """The number of the workflow's latest version; None when it has none."""
+        row = await self._fetch_one("latest_version", {"name": name})
+        return row["version"] if row else None
+
     async def list_workflow_versions(self, name: str) -> list[Row]:
         return await self._fetch_all("list_workflow_versions", {"name": name})
 
@@ -96,57 +129,18 @@ class Store:
 
     # -- instances ---------------------------------------------------------------------------------------------
 
-    async def create_instance(
-        self,
-        *,
-        workflow: str,
-        version: int,
-        state: dict[str, Any],
-        current_node: str | None,
-        node_types: list[str],
-        idempotency_key: str | None = None,
-        timeout_seconds: float | None = None,
-        parent_id: uuid.UUID | None = None,
-        parent_run_key: str | None = None,
-        cancel_with_parent: bool = True,
-    ) -> tuple[Row, bool]:
-        """Start an instance, or return the one started earlier with ``idempotency_key``.
+    async def start_instances(self, items: Sequence[NewInstance]) -> list[Row]:
+        """Start ``items`` in one statement; one row per outcome, ``{"outcome", "id", "status", "idempotency_key"}``.
 
-        ``node_types``: the node types of the runs it starts with (a worker with one of them claims it);
-        ``timeout_seconds``: until its deadline. Returns ``{"id", "status"}`` and whether it was created now.
+        ``outcome`` is ``created`` (an item's id), ``existing`` (the instance that already holds an item's
+        idempotency key, with the key), ``stale`` (an item taken as its workflow's latest version, when a newer
+        one was deployed) or ``notified`` (the workers were woken; no id).
         """
-        params = {
-            "id": uuid7(),
-            "workflow": workflow,
-            "version": version,
-            "state": dumps(state),
-            "current_node": current_node,
-            "node_type": node_types[0] if node_types else None,
-            "node_types": node_types,
-            "idempotency_key": idempotency_key,
-            "timeout": timeout_seconds,
-            "parent_id": parent_id,
-            "parent_run_key": parent_run_key,
-            "cancel_with_parent": cancel_with_parent,
-        }
-        row = await self._fetch_one("create_instance", params)
-        if row is not None:
-            return {"id": row["id"], "status": row["status"]}, True
-        existing = await self._fetch_one("get_instance_by_key", params)
-        if existing is None:  # the conflicting row was deleted in between; try once more
-            return await self.create_instance(
-                workflow=workflow,
-                version=version,
-                state=state,
-                current_node=current_node,
-                node_types=node_types,
-                idempotency_key=idempotency_key,
-                timeout_seconds=timeout_seconds,
-                parent_id=parent_id,
-                parent_run_key=parent_run_key,
-                cancel_with_parent=cancel_with_parent,
-            )
-        return existing, False
+        return await self._fetch_all("start_instances", {"items": "[" + ",".join(i.as_json() for i in items) + "]"})
+
+    async def instances_by_keys(self, keys: list[str]) -> list[Row]:
+        """The instances holding these idempotency keys: ``{"id", "status", "idempotency_key"}`` each."""
+        return await self._fetch_all("instances_by_keys", {"keys": keys})
 
     async def get_instance(self, instance_id: uuid.UUID) -> Row | None:
         return await self._fetch_one("get_instance", {"id": instance_id})
@@ -159,9 +153,45 @@ class Store:
             "list_instances", {"status": status, "workflow": workflow, "limit": limit, "offset": offset}
         )
 
-    async def list_steps(self, instance_id: uuid.UUID, limit: int | None = None) -> list[Row]:
-        """The latest ``limit`` attempts (all when None) of an instance's steps, in the order they started."""
-        return await self._fetch_all("list_steps", {"instance_id": instance_id, "limit": limit})
+    async def find_instances(
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        instance_id: uuid.UUID | None = None,
+        idempotency_key: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        after: tuple[datetime, uuid.UUID] | None = None,
+        limit: int = 50,
+    ) -> tuple[dict[str, int], list[Row]]:
+        """A page of instances newest first, after the keyset ``after`` (created_at, id), in one statement.
+
+        Returns the counts per status of the instances every filter but ``status`` matches, and the page.
+        """
+        rows = await self._fetch_all(
+            "find_instances",
+            {
+                "status": status,
+                "workflow": workflow,
+                "id": instance_id,
+                "idempotency_key": idempotency_key,
+                "created_from": created_from,
+                "created_to": created_to,
+                "after_created_at": after[0] if after else None,
+                "after_id": after[1] if after else None,
+                "limit": limit,
+            },
+        )
+        counts = dict(rows[0]["counts"]) if rows else {}
+        return counts, [{k: v for k, v in row.items() if k != "counts"} for row in rows if row["id"] is not None]
+
+    async def list_steps(self, instance_id: uuid.UUID, limit: int | None = None, *, logs: bool = False) -> list[Row]:
+        """The latest ``limit`` attempts (all when None) of an instance's steps, in the order they started.
+
+        Each has ``logs``: what its handler logged when ``logs`` is true, else None.
+        """
+        return await self._fetch_all("list_steps", {"instance_id": instance_id, "limit": limit, "logs": logs})
 
     async def count_steps(self, instance_id: uuid.UUID) -> int:
         row = await self._fetch_one("count_steps", {"instance_id": instance_id})
@@ -171,9 +201,23 @@ class Store:
         """The latest attempt of each leaf run of an instance."""
         return await self._fetch_all("latest_attempts", {"instance_id": instance_id})
 
+    async def list_interruptions(self, instance_id: uuid.UUID) -> list[Row]:
+        """An instance's ``lease_expired`` and ``step_interrupted`` events, oldest first."""
+        return await self._fetch_all("list_interruptions", {"instance_id": instance_id})
+
     async def list_runs(self, instance_id: uuid.UUID) -> list[Row]:
         """The control runs of an instance (decisions and recorded completions)."""
         return await self._fetch_all("list_runs", {"instance_id": instance_id})
+
+    async def latest_finished_instances(self, workflow: str, version: int, limit: int) -> list[Row]:
+        """The latest ``limit`` finished instances of one version of a workflow, newest first."""
+        return await self._fetch_all(
+            "latest_finished_instances", {"workflow": workflow, "version": version, "limit": limit}
+        )
+
+    async def recorded_runs(self, instance_id: uuid.UUID) -> list[Row]:
+        """The latest attempt of each leaf run of an instance, with ``first_started_at``."""
+        return await self._fetch_all("recorded_runs", {"instance_id": instance_id})
 
     async def list_children(self, instance_id: uuid.UUID) -> list[Row]:
         """The instances this instance started, oldest first."""
@@ -183,9 +227,61 @@ class Store:
         """An instance's events with an id above ``after``, oldest first."""
         return await self._fetch_all("events_since", {"instance_id": instance_id, "after": after, "limit": limit})
 
-    async def cancel_instance(self, instance_id: uuid.UUID) -> bool:
-        """Cancel an unfinished instance and its descendants (unless abandoned); False when it had finished."""
-        return await self._fetch_one("cancel_instance", {"id": instance_id}) is not None
+    async def cancel_instance(self, instance_id: uuid.UUID, data: dict[str, Any] | None = None) -> bool:
+        """Cancel an unfinished instance and its descendants (unless abandoned); False when it had finished.
+
+        ``data`` goes with the instance's ``instance_cancelled`` event.
+        """
+        return await self._fetch_one("cancel_instance", {"id": instance_id, "data": dumps(data or {})}) is not None
+
+    async def pause_instance(self, instance_id: uuid.UUID, reason: str, data: dict[str, Any]) -> Row | None:
+        """Pause an unfinished, unpaused instance; None when it was not one."""
+        return await self._fetch_one("pause_instance", {"id": instance_id, "reason": reason, "data": dumps(data)})
+
+    async def resume_instance(self, instance_id: uuid.UUID, data: dict[str, Any]) -> Row | None:
+        """Resume a paused unfinished instance; None when it was not one."""
+        return await self._fetch_one("resume_instance", {"id": instance_id, "data": dumps(data)})
+
+    async def retry_instance(
+        self,
+        instance_id: uuid.UUID,
+        *,
+        version: int,
+        keys: Sequence[str],
+        nodes: Sequence[str],
+        ancestors: Sequence[str],
+        node_types: Sequence[str],
+        timeout_seconds: float | None,
+        data: dict[str, Any],
+    ) -> Row | None:
+        """Make a failed or cancelled instance pending again (see the ``retry_instance`` query).
+
+        None when it was neither (then nothing is written).
+        """
+        params = {
+            "id": instance_id,
+            "version": version,
+            "keys": list(keys),
+            "nodes": list(nodes),
+            "ancestors": list(ancestors),
+            "node_types": list(node_types),
+            "timeout": timeout_seconds,
+            "data": dumps(data),
+        }
+        return await self._fetch_one("retry_instance", params)
+
+    async def select_instances(
+        self,
+        *,
+        workflow: str,
+        statuses: Sequence[str],
+        since: datetime | None,
+        paused: bool | None,
+        limit: int,
+    ) -> list[uuid.UUID]:
+        """The ids of ``workflow``'s instances in ``statuses`` (created since ``since``), oldest first."""
+        params = {"workflow": workflow, "statuses": list(statuses), "since": since, "paused": paused, "limit": limit}
+        return [row["id"] for row in await self._fetch_all("select_instances", params)]
 
     async def cancel_children(self, instance_id: uuid.UUID) -> list[uuid.UUID]:
         """Cancel the unfinished descendants of a finished instance (unless abandoned); their ids."""
@@ -254,10 +350,21 @@ class Store:
             {"worker_id": worker_id, "node_types": list(node_types), "limit": limit, "lease_seconds": lease_seconds},
         )
 
-    async def commit_steps(self, batch: Sequence[CommitItem]) -> set[int]:
-        """Write many outcomes in one transaction; returns the ``seq`` of each item whose lease still held."""
-        rows = await self._fetch_all("commit_steps", {"batch": dumps(batch)})
-        return {row["seq"] for row in rows if row["seq"] is not None}
+    async def commit_steps(self, batch: Sequence[CommitItem], commit_id: int = 0) -> Written:
+        """Write many outcomes in one transaction; returns the ``seq`` of each item whose lease still held.
+
+        Each instance row written is marked with ``commit_id``, which :meth:`committed_instances` looks for.
+        """
+        rows = await self._fetch_all("commit_steps", {"batch": dumps(batch), "commit_id": commit_id})
+        return Written(
+            {row["seq"] for row in rows if row["seq"] is not None},
+            paused={row["seq"] for row in rows if row["seq"] is not None and row["paused"]},
+        )
+
+    async def committed_instances(self, ids: Sequence[str], commit_id: int) -> set[str]:
+        """Which of ``ids`` the :meth:`commit_steps` call marked ``commit_id`` wrote (none: it did not commit)."""
+        rows = await self._fetch_all("committed_instances", {"ids": list(ids), "commit_id": commit_id})
+        return {str(row["id"]) for row in rows}
 
     async def renew_leases(self, leases: dict[uuid.UUID, int], lease_seconds: float) -> set[uuid.UUID]:
         """Extend the leases in ``leases`` (id -> token); returns the ids still held."""
@@ -275,11 +382,16 @@ class Store:
 
     # -- workers -----------------------------------------------------------------------------------------------
 
-    async def register_worker(self, worker_id: str, node_types: Iterable[str]) -> None:
-        await self._execute("register_worker", _worker_params(worker_id, node_types))
+    async def register_worker(
+        self, worker_id: str, node_types: Iterable[str], plugins: Mapping[str, Any] | None = None
+    ) -> None:
+        """Record a worker with its node types and, per node type, the package and version it runs."""
+        await self._execute("register_worker", _worker_params(worker_id, node_types, plugins))
 
-    async def heartbeat_worker(self, worker_id: str, node_types: Iterable[str]) -> None:
-        await self._execute("heartbeat_worker", _worker_params(worker_id, node_types))
+    async def heartbeat_worker(
+        self, worker_id: str, node_types: Iterable[str], plugins: Mapping[str, Any] | None = None
+    ) -> None:
+        await self._execute("heartbeat_worker", _worker_params(worker_id, node_types, plugins))
 
     async def deregister_worker(self, worker_id: str) -> None:
         await self._execute("deregister_worker", {"id": worker_id})
@@ -287,19 +399,177 @@ class Store:
     async def list_live_workers(self, within_seconds: float) -> list[Row]:
         return await self._fetch_all("list_live_workers", {"within_seconds": within_seconds})
 
+    async def list_live_workers_in_flight(self, within_seconds: float) -> list[Row]:
+        """The live workers, each with ``in_flight``: the instances it holds a lease on now."""
+        return await self._fetch_all("list_live_workers_in_flight", {"within_seconds": within_seconds})
+
+    # -- metrics -----------------------------------------------------------------------------------------------
+
+    async def metrics_snapshot(self, statuses: Sequence[str], within_seconds: float, timeout_seconds: float) -> Row:
+        """Instances per status, the oldest due instance's age and the live workers, in ``timeout_seconds``."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(self._sql("limit_statement_time"), {"ms": max(1, int(timeout_seconds * 1000))})
+            row = await self._fetch_one(
+                "metrics_snapshot", {"statuses": list(statuses), "within_seconds": within_seconds}, conn
+            )
+        assert row is not None
+        return row
+
+    # -- retention ---------------------------------------------------------------------------------------------
+
+    async def purge_finished(self, *, retention_seconds: float | None, limit: int, lock_id: int) -> int | None:
+        """Delete up to ``limit`` instances past their retention; how many, or None when another process purges.
+
+        ``retention_seconds`` applies to workflows without a retention of their own (None: keep those forever).
+        """
+        row = await self._fetch_one(
+            "purge_finished", {"retention_seconds": retention_seconds, "limit": limit, "lock_id": lock_id}
+        )
+        return row["purged"] if row else None
+
+    async def purge_keyed_signals(self, *, retention_seconds: float, limit: int) -> int:
+        """Delete up to ``limit`` events sent by key longer ago than ``retention_seconds``; how many."""
+        rows = await self._fetch_all("purge_keyed_signals", {"retention_seconds": retention_seconds, "limit": limit})
+        return len(rows)
+
+    async def delete_instance(self, instance_id: uuid.UUID) -> Row | None:
+        """Delete a finished instance and all recorded of it; None when it does not exist or has not finished."""
+        return await self._fetch_one("delete_instance", {"id": instance_id})
+
+    # -- schedules ---------------------------------------------------------------------------------------------
+
+    async def insert_schedule(self, schedule: dict[str, Any]) -> bool:
+        """Create a schedule; False when one of that name exists.
+
+        ``schedule``: ``name``, ``workflow``, ``cron``, ``timezone``, ``input``, ``overlap``, ``catchup_window``,
+        ``paused``, ``next_fire_at``.
+        """
+        params = {**schedule, "input": dumps(schedule["input"])}
+        return await self._fetch_one("insert_schedule", params) is not None
+
+    async def get_schedule(self, name: str) -> Row | None:
+        return await self._fetch_one("get_schedule", {"name": name})
+
+    async def list_schedules(self) -> list[Row]:
+        return await self._fetch_all("list_schedules", {})
+
+    async def list_schedule_fires(self, name: str, limit: int) -> list[Row]:
+        """A schedule's latest ``limit`` fire records, newest first."""
+        return await self._fetch_all("list_schedule_fires", {"name": name, "limit": limit})
+
+    async def set_schedule_paused(self, name: str, paused: bool, next_fire_at: datetime | None) -> bool:
+        """Pause or resume a schedule (resuming sets ``next_fire_at``); False when there is no such schedule."""
+        params = {"name": name, "paused": paused, "next_fire_at": next_fire_at}
+        return await self._fetch_one("set_schedule_paused", params) is not None
+
+    async def delete_schedule(self, name: str) -> bool:
+        return await self._fetch_one("delete_schedule", {"name": name}) is not None
+
+    async def claim_due_schedules(self, limit: int, claim_seconds: float) -> list[Row]:
+        """Claim for ``claim_seconds`` up to ``limit`` schedules due now, or holding buffered fires that may start.
+
+        Rows another process holds or has claimed are skipped.
+        """
+        return await self._fetch_all("claim_due_schedules", {"limit": limit, "claim_seconds": claim_seconds})
+
+    async def release_schedule_claims(self, names: list[str]) -> None:
+        await self._execute("release_schedule_claims", {"names": names})
+
+    async def get_schedule_now(self, name: str) -> Row | None:
+        """One schedule with the database's time (``now``)."""
+        return await self._fetch_one("get_schedule_now", {"name": name})
+
+    async def record_schedule_fires(self, schedules: list[dict[str, Any]], fires: list[dict[str, Any]]) -> None:
+        """Store schedules' new next times, buffers and last instances (ending a pass's claim), and fire records."""
+        params = {"schedules": json.dumps(schedules, default=str), "fires": json.dumps(fires, default=str)}
+        await self._fetch_one("record_schedule_fires", params)
+
+    async def next_schedule_wait(self) -> float | None:
+        """Seconds until the soonest unpaused schedule is due, by the database's clock; None when there is none."""
+        row = await self._fetch_one("next_schedule_wait", {})
+        return row["wait"] if row else None
+
+    async def prune_schedule_fires(self, keep: int) -> None:
+        """Delete all but each schedule's latest ``keep`` fire records."""
+        await self._execute("prune_schedule_fires", {"keep": keep})
+
     # -- outbox ------------------------------------------------------------------------------------------------
 
     async def enqueue_mail(self, *, idempotency_key: str, message: dict[str, Any]) -> None:
         """Park ``message`` in the outbox once per idempotency key."""
         await self._execute("enqueue_mail", {"idempotency_key": idempotency_key, "message": dumps(message)})
 
-    async def list_outbox(self, limit: int = 100) -> list[Row]:
-        return await self._fetch_all("list_outbox", {"limit": limit})
+    # -- audit log ---------------------------------------------------------------------------------------------
+
+    async def record_audit(
+        self,
+        *,
+        actor: str,
+        role: str,
+        via: str,
+        action: str,
+        target: str | None,
+        detail: Mapping[str, Any],
+        status: int,
+    ) -> None:
+        """Write one entry of the audit log."""
+        params = {"actor": actor, "role": role, "via": via, "action": action, "target": target, "status": status}
+        await self._execute("record_audit", {**params, "detail": dumps(detail)})
+
+    async def list_audit(
+        self, *, limit: int, before: int | None = None, actor: str | None = None, action: str | None = None
+    ) -> list[Row]:
+        """Audit entries newest first, with an id below ``before`` when given, of one actor and action when given."""
+        return await self._fetch_all("list_audit", {"limit": limit, "before": before, "actor": actor, "action": action})
+
+    async def purge_audit(self, *, retention_seconds: float, limit: int) -> int:
+        """Delete up to ``limit`` audit entries older than ``retention_seconds``; how many."""
+        return len(await self._fetch_all("purge_audit", {"retention_seconds": retention_seconds, "limit": limit}))
+
+    async def list_outbox(self, limit: int = 100, which: str = "parked") -> list[Row]:
+        """Messages oldest first: ``parked`` (not sent yet), ``sent`` or ``all``."""
+        return await self._fetch_all("list_outbox", {"limit": limit, "which": which})
+
+    async def get_outbox_message(self, message_id: int) -> Row | None:
+        return await self._fetch_one("get_outbox_message", {"id": message_id})
+
+    async def parked_outbox_ids(self, after_id: int, limit: int) -> list[int]:
+        """The ids of up to ``limit`` parked messages after ``after_id``, oldest first."""
+        rows = await self._fetch_all("parked_outbox_ids", {"after_id": after_id, "limit": limit})
+        return [row["id"] for row in rows]
+
+    async def take_outbox_message(self, message_id: int, stale_seconds: float) -> Row | None:
+        """Take a parked message for sending; None when it was sent, is being sent, or does not exist."""
+        return await self._fetch_one("take_outbox_message", {"id": message_id, "stale_seconds": stale_seconds})
+
+    async def record_outbox_sent(self, message_id: int, sent_via: str) -> Row | None:
+        return await self._fetch_one("record_outbox_sent", {"id": message_id, "sent_via": sent_via})
+
+    async def record_outbox_failure(self, message_id: int, error: str) -> Row | None:
+        return await self._fetch_one("record_outbox_failure", {"id": message_id, "error": error})
+
+
+def renew_leases_blocking(conninfo: str, leases: dict[uuid.UUID, int], lease_seconds: float) -> set[uuid.UUID]:
+    """``renew_leases`` on a connection of its own, outside the event loop; returns the ids still held.
+
+    For a thread that keeps leases while the worker's event loop is blocked (see ``postgit.engine.loop_watch``).
+    """
+    params = {"leases": _leases_json(leases), "lease_seconds": lease_seconds}
+    with psycopg.connect(with_connection_defaults(conninfo), autocommit=True) as conn:
+        return {row[0] for row in conn.execute(load_queries()["renew_leases"], params).fetchall()}
 
 
 def _leases_json(leases: dict[uuid.UUID, int]) -> str:
     return dumps([{"id": str(instance_id), "lease_token": token} for instance_id, token in leases.items()])
 
 
-def _worker_params(worker_id: str, node_types: Iterable[str]) -> dict[str, Any]:
-    return {"id": worker_id, "host": socket.gethostname(), "pid": os.getpid(), "node_types": sorted(node_types)}
+def _worker_params(
+    worker_id: str, node_types: Iterable[str], plugins: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "id": worker_id,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "node_types": sorted(node_types),
+        "plugins": dumps(dict(plugins or {})),
+    }

@@ -33,9 +33,12 @@ class StepDeadlines:
     def __init__(self) -> None:
         self._running: dict[asyncio.Task[Any], _Deadline] = {}
 
-    async def run(self, awaitable: Awaitable[T], seconds: float) -> T:
-        """Await ``awaitable`` in the current task; TimeoutError if it takes longer than ``seconds``."""
-        task = asyncio.current_task()
+    async def run(self, awaitable: Awaitable[T], seconds: float, task: asyncio.Task[Any] | None = None) -> T:
+        """Await ``awaitable`` in the current task; TimeoutError if it takes longer than ``seconds``.
+
+        ``task`` is the current task, when the caller has it at hand.
+        """
+        task = task or asyncio.current_task()
         assert task is not None, "a step runs in a task"
         deadline = self._running[task] = _Deadline(time.monotonic() + seconds)
         try:

@@ -18,17 +18,22 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from postgit.db.records import CommitItem, EventRow, RunRow, StepRow
+from postgit.clock import Clock
+from postgit.db.records import CommitItem, EventRow, RunningRun, RunRow, StepRow
 from postgit.decider import Decider, Plan, ReadyRun
 from postgit.definition import ANY_WORKER, WorkflowDefinition
+from postgit.engine.committer import LOST, PAUSED
+from postgit.engine.lost_attempts import lost_attempts
 from postgit.engine.steps import StepResult, failed
 from postgit.engine.waits import CHILD_EVENT
+from postgit.metrics import EVENTS_DELIVERED, step_series
 from postgit.outcomes import FatalError
 from postgit.paths import PathError, parse_path
 from postgit.runs import ControlRecord, RunView
+from postgit.tracing import instance_trace
 
 if TYPE_CHECKING:
     from postgit.engine.executor import Executor
@@ -54,10 +59,16 @@ class HeldInstance:
     deadline_at: datetime | None = None
     parent_id: uuid.UUID | None = None
     signal_seq: int = 0
+    traceparent: str | None = None
+    """The W3C ``traceparent`` of the request that started it, if it had one."""
     steps: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
     signals: list[dict[str, Any]] = field(default_factory=list)
     """Events sent to it (or by the keys its runs wait on) that no run has taken, as the claim read them."""
+    lost_by: str | None = None
+    """The worker whose lease on it expired before this claim (None: no one held it)."""
+    running_runs: list[RunningRun] | None = None
+    """The runs ``lost_by`` wrote it was running (None: it wrote nothing since its own claim)."""
 
     @classmethod
     def from_claim(cls, row: dict[str, Any]) -> HeldInstance:
@@ -70,9 +81,12 @@ class HeldInstance:
             deadline_at=row.get("deadline_at"),
             parent_id=row.get("parent_id"),
             signal_seq=row.get("signal_seq") or 0,
+            traceparent=row.get("traceparent"),
             steps=row.get("steps") or [],
             runs=row.get("runs") or [],
             signals=row.get("signals") or [],
+            lost_by=row.get("lost_by"),
+            running_runs=row.get("running_runs"),
         )
 
 
@@ -86,10 +100,17 @@ class InstanceDriver:
         self.definition = definition
         self.view = RunView.from_rows(held.state, held.steps, held.runs)
         self.decider = Decider(definition)
+        self.trace = (
+            instance_trace(held.id, held.workflow, held.version, held.traceparent)
+            if engine.steps.tracer is not None
+            else None
+        )
         self.signal_seq = held.signal_seq
         self.tasks: dict[str, asyncio.Task[StepResult]] = {}
         self.finished: list[StepResult] = []
         self.failure: BaseException | None = None
+        self.task: asyncio.Task[Any] | None = None
+        """The task driving the instance (a run started without a task of its own runs in it)."""
         self.wakeup = asyncio.Event()
         self.check_events = True  # the instance may have been woken by an event
         self.claimed_signals: tuple[int, list[dict[str, Any]]] | None = (held.signal_seq, held.signals)
@@ -103,6 +124,12 @@ class InstanceDriver:
         """Steps started whose start is not written yet: it goes with the step's result, or is written alone."""
         self.starts_since: float | None = None
         """When the oldest of ``starts`` was logged (monotonic)."""
+        self.written_since_claim = False
+        """Whether a write under this lease recorded the runs in flight (before it, the claim stands for them)."""
+        self.paused = False
+        """The instance was paused: start nothing more, hand it back once the running steps are written."""
+        self.pending_lost = False
+        """Attempts charged to a lost worker wait to be written."""
 
     def poke(self) -> None:
         """An event was sent to the instance: look for it."""
@@ -111,6 +138,7 @@ class InstanceDriver:
 
     async def run(self) -> None:
         """Drive the instance until it is parked, finished, or its lease is lost."""
+        self.task = asyncio.current_task()
         try:
             await self._drive()
         finally:
@@ -120,10 +148,11 @@ class InstanceDriver:
     # -- the loop ----------------------------------------------------------------------------------------------
 
     async def _drive(self) -> None:
+        self._charge_lost_attempts()
         while True:
             if self.failure is not None:
                 raise self.failure
-            now = datetime.now(UTC)
+            now = self.engine.clock.now()
             results = [self._apply(result) for result in self._take_finished()]
             if self.held.deadline_at is not None and now >= self.held.deadline_at:
                 await self._time_out(results)
@@ -139,17 +168,31 @@ class InstanceDriver:
                 await self._finish(plan, results)
                 return
             self._cancel_unwanted(plan)
-            to_start = [run for run in plan.ready if run.key not in self.tasks and self.engine.can_run(run.node.type)]
+            to_start = [
+                run
+                for run in plan.ready
+                if not self.paused and run.key not in self.tasks and self.engine.can_run(run.node.type)
+            ]
             if not to_start and not self.tasks:
                 await self._park(plan, results)
                 return
-            must_write = bool(results or self.runs_to_record or self.state_dirty)
-            if must_write and not await self._commit(self._item(plan, results, "running")):
+            # once a write under this lease recorded the runs in flight, a run starts only after a write that
+            # records it too (before that write, the claim stands for the runs ready at the claim)
+            must_write = bool(results or self.runs_to_record or self.state_dirty or self.pending_lost)
+            must_write = must_write or bool(to_start and self.written_since_claim)
+            if must_write and not await self._commit(
+                self._item(plan, results, "running", running=self._running(to_start))
+            ):
                 return
+            if self.paused:
+                if not self.tasks:
+                    await self._park(plan, [])
+                    return
+                to_start = []
             self._log_starts(to_start)
             if len(to_start) == 1 and not self.tasks and not plan.waiting and self.held.deadline_at is None:
                 # nothing else can happen meanwhile: run it here, without a task of its own
-                self.finished.append(await self._execute(to_start[0]))
+                self.finished.append(await self._execute(to_start[0], self.task))
                 continue
             for run in to_start:
                 self._start(run)
@@ -201,12 +244,25 @@ class InstanceDriver:
                     raise ValueError(f"state would grow to {size} bytes; the limit is {MAX_STATE_BYTES}")
             except (PathError, ValueError) as exc:
                 message = f"field 'assignTo': {exc}" if isinstance(exc, PathError) else str(exc)
-                result = failed(result.run, result.started_at, FatalError(message), params=result.params)
+                failure = FatalError(message)
+                result = failed(
+                    result.run,
+                    result.started_at,
+                    failure,
+                    now=self.engine.clock.now(),
+                    params=result.params,
+                    logs=result.logs,
+                )
             else:
                 self.view.state = state
                 self.state_dirty = True
         self.view.leaves[result.key] = result.record()
-        self.events.append(_result_event(result, self.starts.pop(result.key, None)))
+        step_series(self.held.workflow, node.type).finished(
+            result.status, result.due_at is not None, result.started_at, result.finished_at
+        )
+        if result.deliveries:
+            EVENTS_DELIVERED.labels(self.held.workflow).inc(len(result.deliveries))
+        self.events.append(_result_event(result, self.starts.pop(result.key, None), self.engine.clock))
         if result.status == "failed" and result.due_at is None:
             log.warning(
                 "instance %s: run '%s' failed: %s", self.held.id, result.key, (result.error or {}).get("message")
@@ -226,7 +282,7 @@ class InstanceDriver:
             task = self.tasks.pop(key)
             task.cancel()
             node_id = _node_of(task)
-            data = _run_data(key, node_id)
+            data = _run_data(key, node_id, getattr(task, "postgit_attempt", None))
             start = self.starts.pop(key, None)
             if start is not None:
                 data["started_at"] = start["data"]["started_at"]
@@ -237,6 +293,7 @@ class InstanceDriver:
     def _start(self, run: ReadyRun) -> None:
         task = asyncio.create_task(self._execute(run), name=f"run-{self.held.id}-{run.key}")
         task.postgit_node_id = run.node.id  # type: ignore[attr-defined]
+        task.postgit_attempt = run.attempt  # type: ignore[attr-defined]
         self.tasks[run.key] = task
         task.add_done_callback(lambda done, key=run.key: self._on_done(key, done))
 
@@ -252,11 +309,12 @@ class InstanceDriver:
             self.finished.append(task.result())
         self.wakeup.set()
 
-    async def _execute(self, run: ReadyRun) -> StepResult:
+    async def _execute(self, run: ReadyRun, task: asyncio.Task[Any] | None = None) -> StepResult:
+        """One attempt of ``run``; ``task`` is the task it runs in, when known (else it is looked up)."""
         variables = run.scope.variables(self.view.state)
         if run.node.is_engine_leaf:
             return await self.engine.waits.run(run, self.held.id, variables, self.taken)
-        return await self.engine.steps.run(run, self.key, variables)
+        return await self.engine.steps.run(run, self.key, variables, task, self.trace)
 
     def _take_finished(self) -> list[StepResult]:
         finished, self.finished = self.finished, []
@@ -285,22 +343,30 @@ class InstanceDriver:
 
     async def _commit(self, item: CommitItem) -> bool:
         self.events = []  # they are the item's now
-        written = await self.engine.committer.submit(item)
-        if not written:
+        outcome = await self.engine.committer.submit_outcome(item)
+        if outcome == LOST:
             log.warning("instance %s: lease lost; nothing more is written", self.held.id)
             return False
+        if outcome == PAUSED and not self.paused:
+            log.info("instance %s: paused; handing it back once its running steps are written", self.held.id)
+            self.paused = True
         self.runs_to_record = {}
         self.state_dirty = False
+        self.pending_lost = False
+        self.written_since_claim = True
         if any(step.get("wait_key") is not None and step["status"] == "suspended" for step in item.get("steps", ())):
             self.check_events = True  # an event sent by key while the wait was being stored: look once more
         return True
 
     async def _park(self, plan: Plan, results: list[StepResult]) -> None:
         """Nothing this worker can run is left: hand the instance back, waiting or for another worker."""
-        blocked = [run for run in plan.ready if not self.engine.can_run(run.node.type)]
+        blocked = [run for run in plan.ready if self.paused or not self.engine.can_run(run.node.type)]
         node_types = sorted({run.node.type for run in blocked} | {wait.node.type for wait in plan.waiting})
         reasons = [
-            f"node '{run.node.id}'{_run_suffix(run.key, run.node.id)} needs a worker with node type '{run.node.type}'"
+            f"node '{run.node.id}'{_run_suffix(run.key, run.node.id)} runs once the instance is resumed"
+            if self.paused
+            else f"node '{run.node.id}'{_run_suffix(run.key, run.node.id)} needs a worker with node type "
+            f"'{run.node.type}'"
             for run in blocked
         ]
         reasons += [
@@ -403,6 +469,33 @@ class InstanceDriver:
         item.update(fields)  # type: ignore[typeddict-item]
         return item
 
+    def _running(self, to_start: list[ReadyRun]) -> list[RunningRun]:
+        """The runs in flight once ``to_start`` has started: what a worker taking over would charge."""
+        running: list[RunningRun] = [
+            {"run": key, "node": _node_of(task), "attempt": getattr(task, "postgit_attempt", 1)}
+            for key, task in self.tasks.items()
+        ]
+        running += [{"run": run.key, "node": run.node.id, "attempt": run.attempt} for run in to_start]
+        return running
+
+    def _charge_lost_attempts(self) -> None:
+        """The lease expired under another worker: charge the attempts it was running a failure each."""
+        if self.held.lost_by is None:
+            return
+        found, events = lost_attempts(
+            self.definition,
+            self.view,
+            self.engine.registry,
+            lost_by=self.held.lost_by,
+            running=self.held.running_runs,
+            now=self.engine.clock.now(),
+        )
+        for result in found:
+            log.warning("instance %s: %s", self.held.id, (result.error or {}).get("message"))
+        self.events.extend(events)
+        self.finished.extend(found)
+        self.pending_lost = bool(found)
+
     def _log_starts(self, runs: list[ReadyRun]) -> None:
         """Note that ``runs`` start now.
 
@@ -411,9 +504,12 @@ class InstanceDriver:
         """
         if not runs:
             return
-        started_at = datetime.now(UTC).isoformat()
+        started_at = self.engine.clock.now().isoformat()
+        workflow = self.held.workflow
         for run in runs:
             self.starts[run.key] = _started_event(run, started_at)
+            if run.record is None or run.record.status != "suspended":  # a resumed attempt was counted once
+                step_series(workflow, run.node.type).started += 1
         if self.starts_since is None:
             self.starts_since = time.monotonic()
             self.engine.unwritten_starts.add(self)
@@ -436,7 +532,7 @@ class InstanceDriver:
             "attempt": result.run.attempt,
             "status": result.status,
             "params": result.params,
-            "worker_id": self.engine.worker_id,
+            "worker_id": result.worker_id or self.engine.worker_id,
             "started_at": result.started_at.isoformat(),
         }
         if result.status == "completed":
@@ -452,6 +548,8 @@ class InstanceDriver:
         if result.wait_event is not None:
             row["wait_event"] = result.wait_event
             row["wait_key"] = result.wait_key
+        if result.logs is not None:
+            row["logs"] = result.logs
         return row
 
 
@@ -478,7 +576,7 @@ def _started_event(run: ReadyRun, started_at: str) -> EventRow:
     return {"kind": "step_started", "node_id": run.node.id, "data": data}
 
 
-def _result_event(result: StepResult, start: EventRow | None) -> EventRow:
+def _result_event(result: StepResult, start: EventRow | None, clock: Clock) -> EventRow:
     """The event of a step's result; when its start was not written yet, it carries the start too (its time)."""
     node_id = result.run.node.id
     data = _run_data(result.run.key, node_id, result.run.attempt)
@@ -491,7 +589,7 @@ def _result_event(result: StepResult, start: EventRow | None) -> EventRow:
     if result.status == "failed":
         data["error"] = result.error
         if result.due_at is not None:
-            data["retry_in"] = round(max(0.0, (result.due_at - datetime.now(UTC)).total_seconds()), 3)
+            data["retry_in"] = round(max(0.0, (result.due_at - clock.now()).total_seconds()), 3)
         return {"kind": "step_failed", "node_id": node_id, "data": data}
     if result.wait_event is not None:
         data.update(event=result.wait_event, key=result.wait_key)

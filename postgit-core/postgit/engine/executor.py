@@ -11,23 +11,30 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from postgit.db.store import Store
+from postgit.clock import SYSTEM_CLOCK, Clock
+from postgit.db.store import Row, Store
 from postgit.definition import ANY_WORKER, ENGINE_TYPES, WorkflowDefinition
 from postgit.engine.committer import GroupCommitter
 from postgit.engine.deadlines import StepDeadlines
 from postgit.engine.driver import EVENT_FLUSH_SECONDS, HeldInstance, InstanceDriver
+from postgit.engine.loop_watch import LoopWatchdog
+from postgit.engine.plugin_check import PluginVersionCheck
 from postgit.engine.steps import PluginSteps
 from postgit.engine.waits import EngineNodes
 from postgit.registry import NodeRegistry
 from postgit.service import WorkflowService
+from postgit.tracing import engine_tracer
 
 
 class DefinitionCache:
     """Definitions by (workflow, version); versions never change, so entries never go stale."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, on_read: Callable[[Row], None] | None = None):
         self.store = store
+        self.on_read = on_read
+        """Called with each workflow row read (once per version)."""
         self._cache: dict[tuple[str, int], asyncio.Task[WorkflowDefinition]] = {}
 
     async def get(self, workflow: str, version: int) -> WorkflowDefinition:
@@ -42,6 +49,8 @@ class DefinitionCache:
         row = await self.store.get_workflow(workflow, version)
         if row is None:
             raise LookupError(f"workflow {workflow} version {version} is not in the database")
+        if self.on_read is not None:
+            self.on_read(row)
         return WorkflowDefinition.from_json(row["definition"])
 
 
@@ -58,18 +67,25 @@ class Executor:
         lease_seconds: float,
         threads: ThreadPoolExecutor,
         on_timer: Callable[[float], None] | None = None,
+        watchdog: LoopWatchdog | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        tracer_provider: Any = None,
     ):
-        # on_timer gets a wall-clock timestamp whenever an instance is parked until a time (a timer, a retry),
+        # on_timer gets a timestamp on ``clock`` whenever an instance is parked until a time (a timer, a retry),
         # so that the worker wakes up then
         self.store = store
         self.registry = registry
         self.committer = committer
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
-        self.definitions = DefinitionCache(store)
+        self.clock = clock
+        self.plugin_check = PluginVersionCheck(registry)
+        self.definitions = DefinitionCache(store, on_read=self.plugin_check.check_workflow)
         self.deadlines = StepDeadlines()
-        self.steps = PluginSteps(registry, threads, store, self.deadlines)
-        self.waits = EngineNodes(store, WorkflowService(store, registry))
+        self.steps = PluginSteps(registry, threads, store, self.deadlines, watchdog, clock, lease_seconds=lease_seconds)
+        # tracer_provider: OpenTelemetry's; None for the global one (steps are traced only when one is configured)
+        self.steps.tracer = engine_tracer(tracer_provider)
+        self.waits = EngineNodes(store, WorkflowService(store, registry), clock)
         self.on_timer = on_timer
         self.node_types = frozenset(registry) | ENGINE_TYPES | {ANY_WORKER}
         """The node types this worker claims instances for."""

@@ -1,4 +1,10 @@
-"""LISTEN for new work on a dedicated connection, and wake the worker."""
+"""LISTEN for new work on a dedicated connection, and wake the worker.
+
+LISTEN is session state: it must stay on one server session for as long as the worker runs, which a pooler in
+transaction mode does not give. The worker opens this connection to ``POSTGIT_LISTEN_DATABASE_URL`` (a direct URL
+to PostgreSQL, or a pooler in session mode) when it is set, and to ``DATABASE_URL`` otherwise. Notifications
+themselves are sent with ``pg_notify`` inside the transactions that make work due, which any connection may run.
+"""
 
 from __future__ import annotations
 

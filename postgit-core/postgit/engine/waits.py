@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from postgit.clock import SYSTEM_CLOCK, Clock
 from postgit.db.store import Row, Store
 from postgit.decider import ReadyRun, Scope, WaitingRun
 from postgit.engine.steps import StepResult, completed, failed, suspended
@@ -36,10 +37,11 @@ class ChildFailed(FatalError):
 class EngineNodes:
     """Runs ``WaitForEvent`` and ``SubWorkflow`` runs for the instances of one worker."""
 
-    def __init__(self, store: Store, service: Any):
+    def __init__(self, store: Store, service: Any, clock: Clock = SYSTEM_CLOCK):
         # service: a postgit.service.WorkflowService, to start children exactly as the API starts instances
         self.store = store
         self.service = service
+        self.clock = clock
 
     async def run(
         self, run: ReadyRun, instance_id: uuid.UUID, variables: dict[str, Any], taken: set[int]
@@ -77,13 +79,13 @@ class EngineNodes:
             taken.add(signal["id"])
             record = records[wait.key]
             run = ReadyRun(wait.key, wait.node, Scope(), record.attempt, record)
-            started_at = datetime.now(UTC)
+            started_at = self.clock.now()
             if wait.node.type == "SubWorkflow":
                 child = await self.store.get_instance(uuid.UUID(str(wait.event_key)))
-                results.append(_child_result(run, started_at, child, signal["id"]))
+                results.append(_child_result(run, started_at, child, signal["id"], now=self.clock.now()))
             else:
                 output = {"timed_out": False, "data": signal["data"]}
-                results.append(completed(run, started_at, output, deliveries=[signal["id"]]))
+                results.append(completed(run, started_at, output, now=started_at, deliveries=[signal["id"]]))
         return seq, results
 
     async def keyed_events_waiting(self, instance_id: uuid.UUID, keys: Iterable[tuple[str, str]]) -> bool:
@@ -94,11 +96,11 @@ class EngineNodes:
     async def _wait_for_event(
         self, run: ReadyRun, instance_id: uuid.UUID, variables: dict[str, Any], taken: set[int]
     ) -> StepResult:
-        started_at = datetime.now(UTC)
+        started_at = self.clock.now()
         try:
             params = resolve_params(run.node, WaitForEventParams, variables)
         except FatalError as exc:
-            return failed(run, started_at, exc)
+            return failed(run, started_at, exc, now=started_at)
         record = run.record if run.record is not None and run.record.status == "suspended" else None
         if record is not None:
             due_at = record.due_at
@@ -111,19 +113,19 @@ class EngineNodes:
         if signal is not None:
             taken.add(signal["id"])
             output = {"timed_out": False, "data": signal["data"]}
-            return completed(run, started_at, output, deliveries=[signal["id"]], **common)
+            return completed(run, started_at, output, now=started_at, deliveries=[signal["id"]], **common)
         if due_at is not None and due_at <= started_at:
-            return completed(run, started_at, {"timed_out": True, "data": None}, **common)
+            return completed(run, started_at, {"timed_out": True, "data": None}, now=started_at, **common)
         resume = {"event": params.event, "key": params.key}
         return suspended(run, started_at, due_at, wait_event=params.event, wait_key=params.key, resume=resume, **common)
 
     async def _sub_workflow(self, run: ReadyRun, instance_id: uuid.UUID, variables: dict[str, Any]) -> StepResult:
-        started_at = datetime.now(UTC)
+        started_at = self.clock.now()
         secrets: list[str] = []
         try:
             params = resolve_params(run.node, SubWorkflowParams, variables, secrets)
         except FatalError as exc:
-            return failed(run, started_at, exc, secrets=secrets)
+            return failed(run, started_at, exc, now=started_at, secrets=secrets)
         common = {"params": params.model_dump(mode="json"), "secrets": secrets}
         try:
             row, _ = await self.service.start(
@@ -134,13 +136,14 @@ class EngineNodes:
                 parent=(instance_id, run.key, params.on_parent_cancel == "cancel"),
             )
         except PostgitError as exc:
-            return failed(run, started_at, FatalError(f"cannot start the child instance: {exc}"), **common)
+            failure = FatalError(f"cannot start the child instance: {exc}")
+            return failed(run, started_at, failure, now=self.clock.now(), **common)
         child_id = row["id"]
         if not params.wait:
-            return completed(run, started_at, {"child_id": str(child_id)}, **common)
+            return completed(run, started_at, {"child_id": str(child_id)}, now=self.clock.now(), **common)
         child = await self.store.get_instance(child_id)
         if child is not None and child["status"] in FINISHED:
-            return _child_result(run, started_at, child, None, **common)
+            return _child_result(run, started_at, child, None, now=self.clock.now(), **common)
         resume = {"child_id": str(child_id), "workflow": params.workflow}
         return suspended(run, started_at, None, wait_event=CHILD_EVENT, wait_key=str(child_id), resume=resume, **common)
 
@@ -158,15 +161,14 @@ def _first_match(signals: list[Row], event: str | None, key: str | None, taken: 
 
 
 def _child_result(
-    run: ReadyRun, started_at: datetime, child: Row | None, signal_id: int | None, **fields: Any
+    run: ReadyRun, started_at: datetime, child: Row | None, signal_id: int | None, *, now: datetime, **fields: Any
 ) -> StepResult:
     deliveries = [signal_id] if signal_id is not None else []
     if child is None:
-        return failed(
-            run, started_at, ChildFailed("the child instance no longer exists"), deliveries=deliveries, **fields
-        )
+        failure = ChildFailed("the child instance no longer exists")
+        return failed(run, started_at, failure, now=now, deliveries=deliveries, **fields)
     if child["status"] == "completed":
-        return completed(run, started_at, child["state"], deliveries=deliveries, **fields)
+        return completed(run, started_at, child["state"], now=now, deliveries=deliveries, **fields)
     error = child.get("error") or {}
     message = error.get("message") if isinstance(error, dict) else None
     what = f"child instance {child['id']} of workflow '{child['workflow']}'"
@@ -174,7 +176,7 @@ def _child_result(
         failure = ChildFailed(f"{what} was cancelled", details={"child_id": str(child["id"])})
     else:
         failure = ChildFailed(f"{what} failed: {message}", details={"child_id": str(child["id"]), "error": error})
-    return failed(run, started_at, failure, deliveries=deliveries, **fields)
+    return failed(run, started_at, failure, now=now, deliveries=deliveries, **fields)
 
 
 def _child_key(instance_id: uuid.UUID, run_key: str) -> str:

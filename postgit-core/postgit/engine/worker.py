@@ -1,8 +1,14 @@
 """Worker: claims runnable instances and executes them, many at a time, until asked to stop.
 
 Structure (procrastinate's and River's): supervised side tasks (group committer, lease and heartbeat renewal,
-LISTEN) around a claim loop bounded by ``concurrency``. The claim loop wakes on NOTIFY, on a freed slot, at the
-earliest due time it knows of, and otherwise polls on a jittered interval as a fallback only.
+LISTEN, retention, the scheduler that fires schedules) around a claim loop bounded by ``concurrency``. The claim
+loop wakes on NOTIFY, on a freed slot, at the earliest due time it knows of, and otherwise polls on a jittered
+interval as a fallback only.
+
+A worker never runs a step it may no longer hold: every lease's end is kept by the worker's own clock (from the
+moment it sent the claim or the renewal that set it), and a step whose lease runs out before a renewal answers is
+cancelled, whatever the database is doing (stopped answering, cut off by the network); it serves again once the
+database answers.
 
 Stopping (SIGTERM): claim nothing more, let running steps finish within the grace period, cancel the rest, hand
 their leases back so other workers take them at once, and deregister.
@@ -19,14 +25,22 @@ import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from postgit.db.store import Store
+from postgit.clock import SYSTEM_CLOCK, Clock
+from postgit.db.store import Store, renew_leases_blocking
 from postgit.definition import ANY_WORKER
 from postgit.engine.committer import CommitUnknown, GroupCommitter
 from postgit.engine.driver import HeldInstance
 from postgit.engine.executor import Executor
 from postgit.engine.listener import listen_for_work
+from postgit.engine.loop_watch import LoopWatchdog
+from postgit.engine.retention import Retention
+from postgit.engine.scheduler import Scheduler
+from postgit.metrics import CLAIM_LAG
+from postgit.plugin_versions import registry_versions
 from postgit.registry import NodeRegistry
+from postgit.service import WorkflowService
 from postgit.settings import WorkerSettings
 
 log = logging.getLogger("postgit.worker")
@@ -38,13 +52,23 @@ MIN_IDLE_WAIT = 0.005
 class Worker:
     """One worker process's engine; ``await worker.run()`` until :meth:`stop`."""
 
-    def __init__(self, *, store: Store, registry: NodeRegistry, settings: WorkerSettings):
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: NodeRegistry,
+        settings: WorkerSettings,
+        clock: Clock = SYSTEM_CLOCK,
+        tracer_provider: Any = None,
+    ):
         self.store = store
+        self.clock = clock
         self.registry = registry
         self.settings = settings
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.committer = GroupCommitter(store)
         self.threads = ThreadPoolExecutor(max_workers=min(32, settings.concurrency), thread_name_prefix="postgit-step")
+        self.watchdog = LoopWatchdog(block_seconds=settings.lease_seconds / 3, renew=self._keep_blocked_lease)
         self.executor = Executor(
             store=store,
             registry=registry,
@@ -53,10 +77,19 @@ class Worker:
             lease_seconds=settings.lease_seconds,
             threads=self.threads,
             on_timer=self._note_timer,
+            watchdog=self.watchdog,
+            clock=clock,
+            tracer_provider=tracer_provider,
         )
+        self.retention = Retention(store, settings.retention_seconds, settings.retention_interval_seconds)
+        self.scheduler = Scheduler(WorkflowService(store, registry))
         self.node_types = self.executor.node_types
         self.registered_types = self.node_types - {ANY_WORKER}
+        self.plugins = registry_versions(registry)
+        """The package and version of each node type, recorded with the worker's row."""
         self._held: dict[uuid.UUID, int] = {}
+        self._lease_ends: dict[uuid.UUID, float] = {}
+        """When each held lease runs out by this worker's clock (``time.monotonic()``), at the latest."""
         self._suspects: set[tuple[uuid.UUID, int]] = set()
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._wakeup = asyncio.Event()
@@ -77,18 +110,26 @@ class Worker:
 
     async def run(self) -> None:
         """Register, run until stopped, hand back leases, deregister."""
-        await self.store.register_worker(self.id, self.registered_types)
+        await self.store.register_worker(self.id, self.registered_types, self.plugins)
         log.info("worker %s started with node types %s", self.id, ", ".join(sorted(self.registry)))
+        try:
+            await self.executor.plugin_check.check_deployed(self.store)
+        except Exception as exc:  # a warning only: never a reason not to start
+            log.warning("could not compare plugin versions with the deployed workflows: %s", exc)
         side_tasks = [
             asyncio.create_task(self.committer.run(), name="committer"),
             asyncio.create_task(self._renew_loop(), name="renew"),
+            asyncio.create_task(self._lease_guard(), name="lease-guard"),
             asyncio.create_task(self.executor.run_background(), name="executor-background"),
+            asyncio.create_task(self.retention.run(), name="retention"),
+            asyncio.create_task(self.scheduler.run(), name="scheduler"),
             asyncio.create_task(
-                listen_for_work(self.settings.database_url, self.node_types, self._wakeup, self.executor.poke),
+                listen_for_work(self.settings.listen_url, self.node_types, self._wakeup, self.executor.poke),
                 name="listener",
             ),
         ]
         claim_loop = asyncio.create_task(self._claim_loop(), name="claim-loop")
+        self.watchdog.start()
         try:
             done, _ = await asyncio.wait([claim_loop, *side_tasks], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -111,6 +152,7 @@ class Worker:
             with contextlib.suppress(Exception):
                 await self.store.deregister_worker(self.id)
             self.threads.shutdown(wait=False, cancel_futures=True)
+            self.watchdog.stop()
             log.info("worker %s stopped", self.id)
 
     # -- claiming ----------------------------------------------------------------------------------------------
@@ -124,6 +166,7 @@ class Worker:
             if free <= 0:
                 await self._wait(None)
                 continue
+            sent = time.monotonic()
             try:
                 claims = await self.store.claim_instances(
                     worker_id=self.id,
@@ -136,10 +179,35 @@ class Worker:
                 await self._wait(1.0)
                 continue
             for row in claims:
-                self._start(HeldInstance.from_claim(row))
+                if (lag := row.get("claim_lag")) is not None:
+                    CLAIM_LAG.observe(max(0.0, lag))
+            claimed = [HeldInstance.from_claim(row) for row in claims]
+            if claimed and time.monotonic() - sent > self.settings.lease_seconds / 3:
+                sent, claimed = await self._confirm_late_claims(claimed)
+            for held in claimed:
+                self._lease_ends[held.id] = sent + self.settings.lease_seconds
+                self._start(held)
             if len(claims) == min(free, MAX_CLAIM_BATCH):
                 continue  # there may be more due right now
             await self._wait(await self._idle_delay())
+
+    async def _confirm_late_claims(self, claimed: list[HeldInstance]) -> tuple[float, list[HeldInstance]]:
+        """Renew claims whose answer came late, before any of their steps starts.
+
+        A claim answered after a third of its lease leaves the step it starts little time before the lease guard
+        stops it, possibly after its side effect went out, and another worker repeats it. Returns when the renewal
+        was sent and the claims it confirmed; the others are handed back unstarted (fenced by their lease tokens),
+        so that the next claim does not charge them an attempt that never ran.
+        """
+        sent = time.monotonic()
+        leases = {held.id: held.lease_token for held in claimed}
+        try:
+            renewed = await self.store.renew_leases(leases, self.settings.lease_seconds)
+        except Exception as exc:
+            log.warning("confirming %d claims that were answered late failed (%s)", len(claimed), exc)
+            renewed = set()
+        await self._release({key: token for key, token in leases.items() if key not in renewed})
+        return sent, [held for held in claimed if held.id in renewed]
 
     def _start(self, held: HeldInstance) -> None:
         self._held[held.id] = held.lease_token
@@ -158,6 +226,7 @@ class Worker:
             await self._release({held.id: held.lease_token})
         finally:
             self._held.pop(held.id, None)
+            self._lease_ends.pop(held.id, None)
             self._tasks.pop(held.id, None)
             self._wakeup.set()
 
@@ -169,7 +238,7 @@ class Worker:
             next_run_at = await self.store.next_run_at(self.node_types)
         except Exception:
             next_run_at = None
-        now = time.time()
+        now = self.clock.now().timestamp()
         if next_run_at is not None:
             candidates.append(next_run_at.timestamp() - now)
         if self._next_timer is not None:
@@ -190,22 +259,30 @@ class Worker:
     # -- leases ------------------------------------------------------------------------------------------------
 
     async def _renew_loop(self) -> None:
-        """Renew held leases and the worker's heartbeat every third of a lease; abandon leases that were lost."""
+        """Renew held leases and the worker's heartbeat every third of a lease; abandon leases that were lost.
+
+        A renewal that failed is tried again sooner, so that one slow answer does not cost a lease.
+        """
         interval = self.settings.lease_seconds / 3
-        last_ok = time.monotonic()
+        delay = interval
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(delay)
+            delay = interval
             held = dict(self._held)
+            sent = time.monotonic()
             try:
-                await self.store.heartbeat_worker(self.id, self.registered_types)
                 renewed = await self.store.renew_leases(held, self.settings.lease_seconds) if held else set()
-                last_ok = time.monotonic()
             except Exception as exc:
                 log.warning("renewing leases failed (%s)", exc)
-                if time.monotonic() - last_ok > self.settings.lease_seconds:
-                    log.error("could not renew leases for a whole lease period: abandoning running steps")
-                    await self._cancel_running()
+                delay = interval / 4
                 continue
+            for instance_id in renewed:
+                if self._held.get(instance_id) == held[instance_id]:
+                    self._lease_ends[instance_id] = sent + self.settings.lease_seconds
+            try:
+                await self.store.heartbeat_worker(self.id, self.registered_types, self.plugins)
+            except Exception as exc:
+                log.warning("renewing the worker's heartbeat failed (%s)", exc)
             # A renewal that races with the commit finishing an instance fails harmlessly; only a lease that
             # fails to renew twice in a row, still held under the same token, was really lost.
             suspects, self._suspects = self._suspects, set()
@@ -217,6 +294,32 @@ class Worker:
                 elif (task := self._tasks.get(instance_id)) is not None:
                     log.warning("instance %s: lease lost; abandoning its running step", instance_id)
                     task.cancel()
+
+    async def _lease_guard(self) -> None:
+        """Cancel the steps of every instance whose lease runs out, by this worker's clock, before it is renewed."""
+        margin = min(0.5, self.settings.lease_seconds / 10)
+        while True:
+            await asyncio.sleep(margin / 2)
+            now = time.monotonic()
+            expired = [key for key, end in self._lease_ends.items() if end - margin <= now]
+            for instance_id in expired:
+                del self._lease_ends[instance_id]
+                task = self._tasks.get(instance_id)
+                if task is not None and not task.done():
+                    log.warning(
+                        "instance %s: its lease runs out before the database confirmed a renewal; stopping its steps",
+                        instance_id,
+                    )
+                    task.cancel()
+
+    def _keep_blocked_lease(self, instance_id: str) -> None:
+        """Renew one lease from the watchdog's thread, while a step of the instance blocks the event loop."""
+        key = uuid.UUID(instance_id)
+        token = self._held.get(key)
+        if token is not None:
+            sent = time.monotonic()
+            if renew_leases_blocking(self.settings.database_url, {key: token}, self.settings.lease_seconds):
+                self._lease_ends[key] = sent + self.settings.lease_seconds
 
     async def _release(self, leases: dict[uuid.UUID, int]) -> None:
         if not leases:

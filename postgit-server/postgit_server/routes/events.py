@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import psycopg
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from postgit.db import Store
 from postgit.errors import InvalidInput
+from postgit_server.auth import VIEWER
 from postgit_server.dependencies import Service, Settings, Stopping
+from postgit_server.inputs import MAX_EVENT_ID, InstanceId, LastEventIdHeader
 from postgit_server.models import Event
 
 router = APIRouter(tags=["instances"])
@@ -34,34 +37,33 @@ FINISHED = frozenset({"completed", "failed", "cancelled"})
 PAGE_SIZE = 500
 STATUS_RECHECK_SECONDS = 5.0
 """How often an idle stream re-reads the instance's status, in case it finished without a terminal event."""
-MAX_EVENT_ID = 2**63 - 1
+EVENT_ID = re.compile(r"[0-9]{1,19}")
 
 
-async def existing_instance(instance_id: str, service: Service) -> dict[str, Any]:
+async def existing_instance(instance_id: InstanceId, service: Service) -> dict[str, Any]:
     """The instance row; NotFound (404) before anything is streamed."""
     return await service.get_instance(instance_id)
 
 
 def cursor(
     after: Annotated[int | None, Query(ge=0, le=MAX_EVENT_ID, description="Send events with an id above this")] = None,
-    last_event_id: Annotated[str | None, Header(description="Set by EventSource clients on reconnection")] = None,
+    last_event_id: LastEventIdHeader = None,
 ) -> int:
-    """Where the stream starts: ``after``, else ``Last-Event-ID``, else the beginning."""
+    """Where the stream starts: ``after``, else ``Last-Event-ID``, else the beginning.
+
+    A ``Last-Event-ID`` is refused (400) unless it is an event id, plain decimal digits: ``int`` would also read
+    signs, spaces, underscores and other scripts' digits, which the schema's ``integer`` does not allow.
+    """
+    if last_event_id is not None and (not EVENT_ID.fullmatch(last_event_id) or int(last_event_id) > MAX_EVENT_ID):
+        raise InvalidInput(f"Last-Event-ID {last_event_id[:40]!r} is not an event id")
     if after is not None:
         return after
-    if last_event_id is None or last_event_id.strip() == "":
-        return 0
-    try:
-        value = int(last_event_id)
-    except ValueError:
-        raise InvalidInput(f"Last-Event-ID {last_event_id[:40]!r} is not an event id") from None
-    if not 0 <= value <= MAX_EVENT_ID:
-        raise InvalidInput(f"Last-Event-ID {value} is not an event id")
-    return value
+    return int(last_event_id) if last_event_id is not None else 0
 
 
 @router.get(
     "/instances/{instance_id}/events",
+    dependencies=[VIEWER],
     response_class=EventSourceResponse,
     responses={
         200: {"description": "`event: <kind>`, `id: <event id>`, `data: <Event as JSON>`"},

@@ -1,37 +1,60 @@
--- name: create_instance
--- Start an instance and wake a worker; nothing when the idempotency key was used before.
-WITH created AS (
+-- name: start_instances
+-- Start one instance per item, log their creation and wake the workers once. An item whose idempotency key an
+-- instance visible to this statement holds is not started: that instance comes back (`existing`). An item taken as
+-- its workflow's latest version is not started when a newer version was deployed since (`stale`).
+WITH items AS (
+    SELECT * FROM jsonb_to_recordset(%(items)s::jsonb) AS x(
+        id uuid, workflow text, version int, latest boolean, state jsonb, current_node text, node_types text[],
+        idempotency_key text, timeout double precision, parent_id uuid, parent_run_key text,
+        cancel_with_parent boolean, traceparent text, start_at timestamptz, wait_reason text)
+), latest AS (
+    SELECT name, max(version) AS version FROM postgit.workflows
+    WHERE name IN (SELECT workflow FROM items WHERE latest) GROUP BY name
+), stale AS (
+    SELECT x.id FROM items x JOIN latest l ON l.name = x.workflow WHERE x.latest AND x.version <> l.version
+), created AS (
     INSERT INTO postgit.instances (id, workflow, version, status, state, current_node, node_type, node_types, run_at,
-                                   idempotency_key, deadline_at, parent_id, parent_run_key, cancel_with_parent)
-    VALUES (%(id)s, %(workflow)s, %(version)s, 'pending', %(state)s::jsonb, %(current_node)s, %(node_type)s,
-            %(node_types)s::text[], now(), %(idempotency_key)s,
-            now() + make_interval(secs => %(timeout)s::double precision), %(parent_id)s, %(parent_run_key)s,
-            %(cancel_with_parent)s)
+                                   idempotency_key, deadline_at, parent_id, parent_run_key, cancel_with_parent,
+                                   traceparent, wait_reason)
+    SELECT x.id, x.workflow, x.version, 'pending', x.state, x.current_node, x.node_types[1], x.node_types,
+           greatest(now(), COALESCE(x.start_at, now())), x.idempotency_key,
+           greatest(now(), COALESCE(x.start_at, now())) + make_interval(secs => x.timeout), x.parent_id,
+           x.parent_run_key, COALESCE(x.cancel_with_parent, true), x.traceparent, x.wait_reason
+    FROM items x WHERE x.id NOT IN (SELECT id FROM stale)
     ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id, status
+    RETURNING id, workflow, version, status, node_types, run_at
 ), logged AS (
     INSERT INTO postgit.events (instance_id, kind, data)
-    SELECT id, 'instance_created', jsonb_build_object('workflow', %(workflow)s::text, 'version', %(version)s::int)
-    FROM created
+    SELECT c.id, 'instance_created', jsonb_build_object('workflow', c.workflow, 'version', c.version)
+        || CASE WHEN c.run_at > now() THEN jsonb_build_object('starts_at', c.run_at) ELSE '{}'::jsonb END
+    FROM created c
 )
-SELECT id, status, pg_notify('postgit_work', array_to_string(%(node_types)s::text[], ',')) IS NOT NULL AS notified
-FROM created;
+SELECT 'created' AS outcome, id, status, NULL::text AS idempotency_key FROM created
+UNION ALL
+SELECT 'existing', i.id, i.status, i.idempotency_key FROM postgit.instances i
+WHERE i.idempotency_key IN (SELECT idempotency_key FROM items WHERE id NOT IN (SELECT id FROM stale))
+UNION ALL
+SELECT 'stale', id, NULL, NULL FROM stale
+UNION ALL
+SELECT 'notified', NULL, NULL, NULL
+FROM (SELECT pg_notify('postgit_work', string_agg(DISTINCT node_type, ',')) AS sent
+      FROM created, unnest(created.node_types) AS node_type WHERE created.run_at <= now() HAVING count(*) > 0) notify;
 
--- name: get_instance_by_key
--- The instance started earlier with this idempotency key.
-SELECT id, status FROM postgit.instances WHERE idempotency_key = %(idempotency_key)s;
+-- name: instances_by_keys
+-- The instances started earlier with these idempotency keys.
+SELECT id, status, idempotency_key FROM postgit.instances WHERE idempotency_key = ANY(%(keys)s::text[]);
 
 -- name: get_instance
 -- One instance.
 SELECT id, workflow, version, status, state, current_node, node_type, node_types, attempt, run_at, lease_owner,
        lease_expires_at, idempotency_key, error, wait_reason, deadline_at, parent_id, parent_run_key,
-       created_at, updated_at, finished_at
+       paused_at, pause_reason, retries, created_at, updated_at, finished_at
 FROM postgit.instances WHERE id = %(id)s;
 
 -- name: list_instances
 -- Instances newest first, optionally filtered by status and workflow, a page at a time.
 SELECT id, workflow, version, status, current_node, node_type, attempt, run_at, error, wait_reason, parent_id,
-       created_at, updated_at, finished_at
+       paused_at, pause_reason, created_at, updated_at, finished_at
 FROM postgit.instances
 WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
   AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
@@ -46,22 +69,49 @@ FROM postgit.instances WHERE parent_id = %(id)s ORDER BY created_at, id;
 -- name: claim_instances
 -- Lease up to `limit` due instances that this worker can make progress on (or that are past their deadline),
 -- skipping rows other workers hold; each comes with the latest attempt of every leaf run, its control runs, and
--- the events sent to it (or by the keys its runs wait on) that no run has taken yet.
+-- the events sent to it (or by the keys its runs wait on) that no run has taken yet. An instance whose lease
+-- expired (its worker stopped) gets a `lease_expired` event, and a `step_interrupted` event for each step whose
+-- latest logged attempt started and never ended: that attempt runs again.
 WITH due AS (
-    SELECT id FROM postgit.instances
-    WHERE status IN ('pending', 'running', 'waiting') AND run_at <= now()
+    SELECT id, lease_owner AS lost_by, lease_expires_at AS lost_at, running_runs, run_at AS due_at
+    FROM postgit.instances
+    WHERE status IN ('pending', 'running', 'waiting') AND paused_at IS NULL AND run_at <= now()
       AND (node_types && %(node_types)s::text[] OR deadline_at <= now())
     ORDER BY run_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), lapsed AS (
+    SELECT id, lost_by, lost_at FROM due WHERE lost_by IS NOT NULL
+), interruptions AS (
+    -- rare (a worker stopped), so reading the instance's step events here costs the usual claim nothing
+    INSERT INTO postgit.events (instance_id, kind, node_id, data)
+    SELECT id, 'lease_expired', NULL,
+           jsonb_build_object('worker', lost_by, 'lease_expired_at', lost_at, 'taken_over_by', %(worker_id)s::text)
+    FROM lapsed
+    UNION ALL
+    SELECT l.id, 'step_interrupted', s.node_id,
+           s.data || jsonb_build_object('worker', l.lost_by, 'lease_expired_at', l.lost_at)
+    FROM lapsed l
+    CROSS JOIN LATERAL (
+        -- the latest event of each attempt of each run
+        SELECT DISTINCT ON (e.node_id, e.data -> 'run', e.data -> 'attempt') e.kind, e.node_id, e.data
+        FROM postgit.events e
+        WHERE e.instance_id = l.id
+          AND e.kind IN ('step_started', 'step_completed', 'step_failed', 'step_suspended', 'step_cancelled',
+                         'step_interrupted')
+        ORDER BY e.node_id, e.data -> 'run', e.data -> 'attempt', e.id DESC
+    ) s
+    WHERE s.kind = 'step_started'
 ), claimed AS (
     UPDATE postgit.instances i
     SET status = 'running', lease_owner = %(worker_id)s, lease_token = i.lease_token + 1,
         lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
         run_at = now() + make_interval(secs => %(lease_seconds)s),
-        wait_reason = NULL, updated_at = now()
+        wait_reason = NULL, running_runs = NULL, updated_at = now()
     FROM due WHERE i.id = due.id
-    RETURNING i.id, i.workflow, i.version, i.state, i.lease_token, i.deadline_at, i.parent_id, i.signal_seq
+    RETURNING i.id, i.workflow, i.version, i.state, i.lease_token, i.deadline_at, i.parent_id, i.signal_seq,
+              i.traceparent, extract(epoch FROM now() - due.due_at)::float8 AS claim_lag, due.lost_by,
+              due.running_runs
 )
 SELECT c.*,
        (SELECT jsonb_agg(s) FROM (
@@ -81,6 +131,10 @@ SELECT c.*,
             LIMIT 1000) x) AS signals
 FROM claimed c;
 
+-- name: committed_instances
+-- Which of these instances a commit marked with `commit_id` wrote: it committed when any did (it is one transaction).
+SELECT id FROM postgit.instances WHERE id = ANY(%(ids)s::uuid[]) AND commit_id = %(commit_id)s;
+
 -- name: commit_steps
 -- Write a batch of outcomes, each fenced by its instance's lease token; returns the `seq` of each item written.
 -- An item either updates its instance (its status, state and leases) or, `log_only`, only records events. Keys an
@@ -90,7 +144,7 @@ WITH batch AS (
         seq int, id uuid, parent_id uuid, lease_token bigint, log_only boolean, status text, state jsonb,
         current_node text, node_type text, node_types text[], attempt int, run_at timestamptz,
         run_in double precision, keep_lease boolean, signal_seq bigint, error jsonb, wait_reason text, steps jsonb,
-        runs jsonb, deliveries jsonb, events jsonb)
+        runs jsonb, deliveries jsonb, events jsonb, running jsonb)
 ), updated AS (
     UPDATE postgit.instances i
     SET status = b.status,
@@ -104,11 +158,15 @@ WITH batch AS (
                       ELSE COALESCE(b.run_at, now() + make_interval(secs => b.run_in)) END,
         lease_owner = CASE WHEN b.keep_lease THEN i.lease_owner END,
         lease_expires_at = CASE WHEN b.keep_lease THEN i.lease_expires_at END,
-        error = b.error, wait_reason = b.wait_reason, updated_at = now(),
-        finished_at = CASE WHEN b.status IN ('completed', 'failed') THEN now() END
+        error = b.error, wait_reason = b.wait_reason, updated_at = now(), commit_id = %(commit_id)s,
+        finished_at = CASE WHEN b.status IN ('completed', 'failed') THEN now() END,
+        running_runs = CASE WHEN b.keep_lease THEN b.running END,
+        -- a finished instance is not paused any more
+        paused_at = CASE WHEN b.status IN ('completed', 'failed') THEN NULL ELSE i.paused_at END,
+        pause_reason = CASE WHEN b.status IN ('completed', 'failed') THEN NULL ELSE i.pause_reason END
     FROM batch b
     WHERE i.id = b.id AND i.lease_token = b.lease_token AND i.status = 'running' AND b.log_only IS NOT TRUE
-    RETURNING i.id, i.status, i.node_types, i.parent_id
+    RETURNING i.id, i.status, i.node_types, i.parent_id, i.paused_at IS NOT NULL AS paused
 ), written AS (
     -- the items whose lease held, in the batch's order, each with what it writes besides its instance row
     SELECT b.seq, b.id, b.steps, b.runs, b.deliveries, b.events FROM batch b
@@ -117,19 +175,22 @@ WITH batch AS (
                                   WHERE i.id = b.id AND i.lease_token = b.lease_token AND i.status = 'running'))
 ), written_steps AS (
     INSERT INTO postgit.steps AS s (instance_id, run_key, node_id, attempt, status, params, output, error, worker_id,
-                                    started_at, finished_at, due_at, resume, wait_event, wait_key)
+                                    started_at, finished_at, due_at, resume, wait_event, wait_key, logs)
     SELECT w.id, r.run_key, r.node_id, r.attempt, r.status, r.params, r.output, r.error, r.worker_id, r.started_at,
-           r.finished_at, r.due_at, r.resume, r.wait_event, r.wait_key
+           r.finished_at, r.due_at, r.resume, r.wait_event, r.wait_key, r.logs
     FROM written w
     CROSS JOIN LATERAL jsonb_to_recordset(w.steps) AS r(
         run_key text, node_id text, attempt int, status text, params jsonb, output jsonb, error jsonb,
         worker_id text, started_at timestamptz, finished_at timestamptz, due_at timestamptz, resume jsonb,
-        wait_event text, wait_key text)
+        wait_event text, wait_key text, logs text)
     WHERE w.steps IS NOT NULL
     ON CONFLICT (instance_id, run_key, attempt) DO UPDATE
     SET status = excluded.status, params = excluded.params, output = excluded.output, error = excluded.error,
         worker_id = excluded.worker_id, finished_at = excluded.finished_at, due_at = excluded.due_at,
-        resume = excluded.resume, wait_event = excluded.wait_event, wait_key = excluded.wait_key
+        resume = excluded.resume, wait_event = excluded.wait_event, wait_key = excluded.wait_key,
+        -- a resumed attempt's lines follow those it logged before it was suspended
+        logs = CASE WHEN s.logs IS NULL THEN excluded.logs WHEN excluded.logs IS NULL THEN s.logs
+                    ELSE s.logs || E'\n' || excluded.logs END
 ), written_runs AS (
     INSERT INTO postgit.runs AS r (instance_id, run_key, node_id, decision, status, output)
     SELECT w.id, c.run_key, c.node_id, c.decision, c.status, c.output
@@ -167,30 +228,41 @@ WITH batch AS (
 )
 -- an instance handed back for another worker (its next node type is not this worker's) wakes the others
 SELECT w.seq, (CASE WHEN u.status = 'pending' THEN pg_notify('postgit_work', array_to_string(u.node_types, ','))
-              END) IS NOT NULL AS notified
+              END) IS NOT NULL AS notified, COALESCE(u.paused, false) AS paused
 FROM written w LEFT JOIN updated u ON u.id = w.id
 UNION ALL
 SELECT NULL, pg_notify(CASE WHEN p.status = 'running' THEN 'postgit_signal' ELSE 'postgit_work' END,
                        CASE WHEN p.status = 'running' THEN p.id::text ELSE array_to_string(p.node_types, ',') END)
-             IS NOT NULL
+             IS NOT NULL, false
 FROM woken_parents p;
 
 -- name: renew_leases
 -- Extend the leases this worker still holds; returns the ids whose lease was renewed.
+-- Rows are locked in id order, so two statements over overlapping instances cannot deadlock over their order.
+WITH locked AS (
+    SELECT i.id FROM postgit.instances i
+    JOIN jsonb_to_recordset(%(leases)s::jsonb) AS l(id uuid, lease_token bigint)
+      ON i.id = l.id AND i.lease_token = l.lease_token AND i.status = 'running'
+    ORDER BY i.id FOR UPDATE OF i
+)
 UPDATE postgit.instances i
 SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
     run_at = now() + make_interval(secs => %(lease_seconds)s)
-FROM jsonb_to_recordset(%(leases)s::jsonb) AS l(id uuid, lease_token bigint)
-WHERE i.id = l.id AND i.lease_token = l.lease_token AND i.status = 'running'
+FROM locked WHERE i.id = locked.id AND i.status = 'running'
 RETURNING i.id;
 
 -- name: release_leases
 -- Hand instances back (worker stopping): due again at once for any worker.
-WITH released AS (
+WITH locked AS (
+    SELECT i.id FROM postgit.instances i
+    JOIN jsonb_to_recordset(%(leases)s::jsonb) AS l(id uuid, lease_token bigint)
+      ON i.id = l.id AND i.lease_token = l.lease_token AND i.status = 'running'
+    ORDER BY i.id FOR UPDATE OF i
+), released AS (
     UPDATE postgit.instances i
-    SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, run_at = now(), updated_at = now()
-    FROM jsonb_to_recordset(%(leases)s::jsonb) AS l(id uuid, lease_token bigint)
-    WHERE i.id = l.id AND i.lease_token = l.lease_token AND i.status = 'running'
+    SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, run_at = now(), running_runs = NULL,
+        updated_at = now()
+    FROM locked WHERE i.id = locked.id AND i.status = 'running'
     RETURNING i.id, i.node_types
 )
 SELECT id, pg_notify('postgit_work', array_to_string(node_types, ',')) IS NOT NULL AS notified FROM released;
@@ -205,12 +277,14 @@ WITH RECURSIVE tree AS (
     WHERE c.cancel_with_parent AND c.status IN ('pending', 'running', 'waiting')
 ), cancelled AS (
     UPDATE postgit.instances i
-    SET status = 'cancelled', run_at = NULL, lease_owner = NULL, lease_expires_at = NULL,
-        lease_token = lease_token + 1, updated_at = now(), finished_at = now()
+    SET status = 'cancelled', run_at = NULL, lease_owner = NULL, lease_expires_at = NULL, wait_reason = NULL,
+        lease_token = lease_token + 1, updated_at = now(), finished_at = now(), paused_at = NULL,
+        pause_reason = NULL, running_runs = NULL
     FROM tree WHERE i.id = tree.id AND i.status IN ('pending', 'running', 'waiting')
     RETURNING i.id, i.status, i.parent_id
 ), logged AS (
-    INSERT INTO postgit.events (instance_id, kind) SELECT id, 'instance_cancelled' FROM cancelled
+    INSERT INTO postgit.events (instance_id, kind, data)
+    SELECT id, 'instance_cancelled', CASE WHEN id = %(id)s THEN %(data)s::jsonb ELSE '{}'::jsonb END FROM cancelled
 ), parent_signal AS (
     INSERT INTO postgit.signals (instance_id, name, key, data)
     SELECT parent_id, 'postgit.child', id::text, '{"status": "cancelled"}'::jsonb FROM cancelled
@@ -238,8 +312,9 @@ WITH RECURSIVE tree AS (
     WHERE c.cancel_with_parent AND c.status IN ('pending', 'running', 'waiting')
 ), cancelled AS (
     UPDATE postgit.instances i
-    SET status = 'cancelled', run_at = NULL, lease_owner = NULL, lease_expires_at = NULL,
-        lease_token = lease_token + 1, updated_at = now(), finished_at = now()
+    SET status = 'cancelled', run_at = NULL, lease_owner = NULL, lease_expires_at = NULL, wait_reason = NULL,
+        lease_token = lease_token + 1, updated_at = now(), finished_at = now(), paused_at = NULL,
+        pause_reason = NULL, running_runs = NULL
     FROM tree WHERE i.id = tree.id AND i.status IN ('pending', 'running', 'waiting')
     RETURNING i.id
 ), logged AS (
@@ -253,9 +328,36 @@ SELECT id FROM cancelled;
 -- order), or by its deadline (the earliest deadlines only: a hint for waking up, the fallback poll does the rest).
 SELECT least(
     (SELECT min(run_at) FROM postgit.instances
-     WHERE status IN ('pending', 'running', 'waiting') AND node_types && %(node_types)s::text[]),
+     WHERE status IN ('pending', 'running', 'waiting') AND paused_at IS NULL
+       AND node_types && %(node_types)s::text[]),
     (SELECT min(greatest(run_at, deadline_at)) FROM (
         SELECT run_at, deadline_at FROM postgit.instances
-        WHERE status IN ('pending', 'running', 'waiting') AND deadline_at IS NOT NULL
+        WHERE status IN ('pending', 'running', 'waiting') AND deadline_at IS NOT NULL AND paused_at IS NULL
         ORDER BY deadline_at LIMIT 100) AS soonest)
 ) AS run_at;
+
+-- name: find_instances
+-- A page of instances newest first, after the keyset (created_at, id) when given, each filter optional; every row
+-- carries the counts per status of the instances the filters other than status and the keyset match.
+WITH matching AS (
+    SELECT id, workflow, version, status, current_node, node_type, attempt, error, wait_reason, parent_id,
+           idempotency_key, created_at, updated_at, finished_at
+    FROM postgit.instances
+    WHERE (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
+      AND (%(id)s::uuid IS NULL OR id = %(id)s::uuid)
+      AND (%(idempotency_key)s::text IS NULL OR idempotency_key = %(idempotency_key)s::text)
+      AND (%(created_from)s::timestamptz IS NULL OR created_at >= %(created_from)s::timestamptz)
+      AND (%(created_to)s::timestamptz IS NULL OR created_at < %(created_to)s::timestamptz)
+), counts AS (
+    SELECT COALESCE(jsonb_object_agg(status, instances), '{}'::jsonb) AS counts
+    FROM (SELECT status, count(*) AS instances FROM matching GROUP BY status) c
+), page AS (
+    SELECT * FROM matching
+    WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
+      AND (%(after_created_at)s::timestamptz IS NULL
+           OR (created_at, id) < (%(after_created_at)s::timestamptz, %(after_id)s::uuid))
+    ORDER BY created_at DESC, id DESC
+    LIMIT %(limit)s
+)
+SELECT c.counts, p.* FROM counts c LEFT JOIN page p ON true
+ORDER BY p.created_at DESC NULLS LAST, p.id DESC;

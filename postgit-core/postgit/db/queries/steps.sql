@@ -1,8 +1,8 @@
 -- name: list_steps
--- The latest `limit` recorded attempts of the steps of an instance, in the order they started.
+-- The latest `limit` recorded attempts of the steps of an instance, in the order they started; their logs if `logs`.
 SELECT * FROM (
     SELECT run_key, node_id, attempt, status, params, output, error, worker_id, started_at, finished_at, due_at,
-           wait_event, wait_key
+           wait_event, wait_key, CASE WHEN %(logs)s THEN logs END AS logs
     FROM postgit.steps WHERE instance_id = %(instance_id)s
     ORDER BY started_at DESC, run_key DESC, attempt DESC LIMIT %(limit)s
 ) latest ORDER BY started_at, run_key, attempt;

@@ -1,0 +1,117 @@
+"""The audit log: every state-changing API request written with who sent it and the status it was answered.
+
+A route is state-changing when it needs more than the viewer role (:func:`postgit_server.auth.needs`). The entry is
+written when the response starts, before the client sees it, with the response's status: a refused request (403,
+404, 409, 422) is recorded as well as a done one. The console's actions call the API in-process, so they are
+recorded the same way, as sent by the console session's token (``via`` = ``console``). A failure to write the entry
+is logged and the response goes out unchanged: the audit never turns an answer into a 500.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from postgit_server.roles import ANONYMOUS, Caller, Role
+
+log = logging.getLogger("postgit.server.audit")
+
+DETAIL_VALUE_CHARS = 200
+_TARGETS = (("instance_id", "instance"), ("message_id", "outbox message"))
+
+
+def note(request: Request, *, target: str | None = None, **detail: Any) -> None:
+    """Add what a route knows of its action to its audit entry: a target, and small values (never secrets)."""
+    if target is not None:
+        request.state.audit_target = target
+    noted = getattr(request.state, "audit_detail", None) or {}
+    noted.update(detail)
+    request.state.audit_detail = noted
+
+
+def install_audit(app: FastAPI) -> None:
+    """Record the app's state-changing requests in the audit log."""
+    app.add_middleware(AuditMiddleware)  # type: ignore[arg-type]
+
+
+class AuditMiddleware:
+    """Writes the audit entry of each state-changing request as its response starts (or when it fails)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_after_recording(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start" and not started:
+                started = True
+                await _record(scope, message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_after_recording)
+        except Exception:
+            if not started:
+                await _record(scope, 500)
+            raise
+
+
+async def _record(scope: Scope, status: int) -> None:
+    state: Mapping[str, Any] = scope.get("state") or {}
+    needed = state.get("role_needed")
+    route = scope.get("route")
+    if needed is None or needed is Role.viewer or not isinstance(route, APIRoute):
+        return
+    app = scope["app"]
+    who: Caller = state.get("caller") or ANONYMOUS
+    entry = {
+        "actor": who.name,
+        "role": who.role.value,
+        "via": "console" if _from_console(scope, app.state.console_key) else "api",
+        "action": route.name,
+        "target": state.get("audit_target") or _target(route, scope.get("path_params") or {}),
+        "detail": {key: _small(value) for key, value in (state.get("audit_detail") or {}).items()},
+        "status": status,
+    }
+    service = getattr(app.state, "service", None)
+    if service is None:
+        return
+    try:
+        await service.store.record_audit(**entry)
+    except Exception as exc:  # the action's answer stands; the missing entry is logged instead
+        log.error("audit entry not written (%s by %s, status %d): %s", route.name, who.name, status, exc)
+
+
+def _target(route: APIRoute, path_params: Mapping[str, Any]) -> str | None:
+    for param, kind in _TARGETS:
+        if param in path_params:
+            return f"{kind} {path_params[param]}"
+    if "name" in path_params:
+        kind = "schedule" if route.path_format.startswith("/schedules") else "workflow"
+        return f"{kind} {path_params['name']}"
+    return None
+
+
+def _from_console(scope: Scope, key: str) -> bool:
+    """Whether the request is the console's own in-process call (it carries the process's console key)."""
+    for name, value in scope.get("headers") or ():
+        if name == b"authorization":
+            return hmac.compare_digest(value, f"Bearer {key}".encode())
+    return False
+
+
+def _small(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > DETAIL_VALUE_CHARS:
+        return value[:DETAIL_VALUE_CHARS] + "…"
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)[:DETAIL_VALUE_CHARS]
