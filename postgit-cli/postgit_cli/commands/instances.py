@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -82,19 +84,15 @@ def cancel(
     json_output: JsonOption = False,
 ) -> None:
     """Cancel an instance that has not finished (or, with --workflow and --status, every such instance)."""
-    if _bulk("cancel", instance_id, workflow, status, since, yes, json_output):
-        return
-    assert instance_id is not None
-    with Client() as client:
+
+    def cancel_one(client: Client, instance_id: str) -> dict[str, Any]:
         try:
-            result = client.cancel(instance_id)
+            return client.cancel(instance_id)
         except Conflict as exc:
             current = client.get(instance_id).get("status")
             raise Conflict(f"instance {instance_id} is already {current}", http_status=exc.http_status) from None
-    if json_output:
-        output.print_json(result)
-    else:
-        output.print_cancelled(result)
+
+    _act("cancel", instance_id, Filter(workflow, status, since, yes), json_output, cancel_one, output.print_cancelled)
 
 
 @app.command("pause")
@@ -110,15 +108,14 @@ def pause(
     json_output: JsonOption = False,
 ) -> None:
     """Pause an unfinished instance: no worker takes it until it is resumed; a step running now finishes."""
-    if _bulk("pause", instance_id, workflow, status, since, yes, json_output):
-        return
-    assert instance_id is not None
-    with Client() as client:
-        result = client.pause(instance_id, reason)
-    if json_output:
-        output.print_json(result)
-    else:
-        output.print_paused(result)
+    _act(
+        "pause",
+        instance_id,
+        Filter(workflow, status, since, yes),
+        json_output,
+        lambda client, instance_id: client.pause(instance_id, reason),
+        output.print_paused,
+    )
 
 
 @app.command("resume")
@@ -131,15 +128,7 @@ def resume(
     json_output: JsonOption = False,
 ) -> None:
     """Resume a paused instance: it runs again as soon as it is due."""
-    if _bulk("resume", instance_id, workflow, status, since, yes, json_output):
-        return
-    assert instance_id is not None
-    with Client() as client:
-        result = client.resume(instance_id)
-    if json_output:
-        output.print_json(result)
-    else:
-        output.print_paused(result)
+    _act("resume", instance_id, Filter(workflow, status, since, yes), json_output, Client.resume, output.print_paused)
 
 
 @app.command("retry")
@@ -166,33 +155,54 @@ def retry(
     """Run a failed or cancelled instance again from where it failed; the steps completed before are kept."""
     if workflow is not None and from_node is not None:
         raise UsageError("--from names a node of one instance: it cannot go with --workflow")
-    if _bulk("retry", instance_id, workflow, status, since, yes, json_output, latest=latest):
+    _act(
+        "retry",
+        instance_id,
+        Filter(workflow, status, since, yes),
+        json_output,
+        lambda client, instance_id: client.retry(instance_id, from_node=from_node, latest=latest),
+        output.print_retried,
+        latest=latest,
+    )
+
+
+@dataclass(frozen=True)
+class Filter:
+    """The options that pick many instances instead of one ID: --workflow, --status, --since, --yes."""
+
+    workflow: str | None
+    status: Status | None
+    since: str | None
+    yes: bool
+
+
+def _act(
+    action: str,
+    instance_id: str | None,
+    many: Filter,
+    json_output: bool,
+    act_on_one: Callable[[Client, str], dict[str, Any]],
+    print_one: Callable[[dict[str, Any]], None],
+    *,
+    latest: bool = False,
+) -> None:
+    """Do ``action`` to the instance ``instance_id``, or to every instance ``many`` picks once confirmed."""
+    if instance_id is None:
+        _bulk(action, many, json_output, latest=latest)
         return
-    assert instance_id is not None
+    if many.workflow is not None or many.status is not None or many.since is not None:
+        raise UsageError("give an instance ID, or --workflow and --status: not both")
     with Client() as client:
-        result = client.retry(instance_id, from_node=from_node, latest=latest)
+        result = act_on_one(client, instance_id)
     if json_output:
         output.print_json(result)
     else:
-        output.print_retried(result)
+        print_one(result)
 
 
-def _bulk(
-    action: str,
-    instance_id: str | None,
-    workflow: str | None,
-    status: Status | None,
-    since: str | None,
-    yes: bool,
-    json_output: bool,
-    *,
-    latest: bool = False,
-) -> bool:
-    """Do ``action`` to every instance the filter matches, once confirmed; False when one ID was given instead."""
-    if instance_id is not None:
-        if workflow is not None or status is not None or since is not None:
-            raise UsageError("give an instance ID, or --workflow and --status: not both")
-        return False
+def _bulk(action: str, many: Filter, json_output: bool, *, latest: bool) -> None:
+    """Do ``action`` to every instance the filter matches, once confirmed."""
+    workflow, status, since = many.workflow, many.status, many.since
     if workflow is None or status is None:
         raise UsageError("give an instance ID, or --workflow W and --status S to act on many")
     since_time = moment("--since", since) if since is not None else None
@@ -204,18 +214,17 @@ def _bulk(
             output.note(f"no instances to {action}: none of {scope}")
             if json_output:
                 output.print_json(counted)
-            return True
+            return
         output.note(
             f"{action} will touch {matched:,} of {scope}" + (" (the first 10,000)" if matched >= 10_000 else "")
         )
-        if not yes and not _confirmed(f"{action} {matched:,} instances?"):
+        if not many.yes and not _confirmed(f"{action} {matched:,} instances?"):
             raise CliError("not confirmed: nothing was done (--yes skips the question)")
         result = client.bulk(action, workflow=workflow, status=status.value, since=since_time, latest=latest)
     if json_output:
         output.print_json(result)
     else:
         output.print_bulk(result)
-    return True
 
 
 def _confirmed(question: str) -> bool:
