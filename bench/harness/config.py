@@ -51,6 +51,9 @@ class Sizes:
         batch_instances: the instances each round of the batch start rate starts.
         batch_size: instances per batch start request.
         batch_in_flight: batch start requests in flight.
+        o1_schedules: O1's schedules, each firing every second.
+        o1_seconds: how long O1's schedules fire.
+        o2_finished: the finished instances past their retention that O2 purges while W1 runs.
         rounds: how many times W1 and W4 are run at each worker count (interleaved), and F1 and F2; the median
             round counts.
         timeout_seconds: the longest any one workload may take before the run fails.
@@ -80,6 +83,9 @@ class Sizes:
     batch_instances: int = 20_000
     batch_size: int = 1_000
     batch_in_flight: int = 2
+    o1_schedules: int = 100
+    o1_seconds: int = 60
+    o2_finished: int = 1_000_000
     timeout_seconds: float = 600.0
     worker: WorkerEnv = field(default_factory=WorkerEnv)
 
@@ -114,6 +120,8 @@ QUICK = Sizes(
     w4_workers=(1,),
     profile_instances=4_000,
     rounds=1,
+    o1_seconds=20,
+    o2_finished=200_000,
 )
 SMOKE = Sizes(
     mode="smoke",
@@ -134,6 +142,9 @@ SMOKE = Sizes(
     f3_instances=10,
     f3_warmup=2,
     batch_instances=2_000,
+    o1_schedules=5,
+    o1_seconds=3,
+    o2_finished=2_000,
     timeout_seconds=60.0,
 )
 MODES = {sizes.mode: sizes for sizes in (FULL, QUICK, SMOKE)}

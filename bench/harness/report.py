@@ -24,6 +24,9 @@ TARGETS = {
     "f3_p50_ms": ("<=", 5.0),
     "f3_p99_ms": ("<=", 20.0),
     "s1_ran_twice": ("<=", 0.0),
+    "o1_not_started_once": ("<=", 0.0),
+    "o1_lateness_p99_ms": ("<=", 50.0),
+    "o2_ratio_to_idle": (">=", 0.8),
 }
 
 
@@ -100,6 +103,9 @@ def derive(results: dict[str, Any]) -> dict[str, Any]:
         "f3_p50_ms": results["f3"]["p50_ms"],
         "f3_p99_ms": results["f3"]["p99_ms"],
         "s1_ran_twice": sum(scale["ran_twice"].values()),
+        "o1_not_started_once": results["o1"]["nominal_times"] - results["o1"]["started_once"],
+        "o1_lateness_p99_ms": results["o1"]["lateness_p99_ms"],
+        "o2_ratio_to_idle": results["o2"]["ratio_to_idle"],
     }
     results["targets"] = {
         name: {"value": figures[name], "target": f"{op} {limit:g}", "met": _met(figures[name], op, limit)}
@@ -198,6 +204,18 @@ def table(results: dict[str, Any]) -> str:
         f"server's = {_n(s1['start_ratio_to_one_server'], 2)}; steps ÷ W1 with one worker = "
         f"{_n(s1.get('ratio_to_w1_1_workers'), 2)}; ran twice: {s1['ran_twice']}",
         f"  S1 tables, MiB per million instances: {s1['table_mib_per_million_instances']}",
+    ]
+    o1, o2 = results["o1"], results["o2"]
+    lines += [
+        "",
+        f"operations: O1 {o1['schedules']} schedules x every second x {o1['seconds']} s = {_n(o1['nominal_times'])} "
+        f"nominal times: started once {_n(o1['started_once'])}, not started {_n(o1['not_started'])}, missed or "
+        f"skipped {_n(o1['missed_or_skipped'])}; lateness p50/p99/max {_n(o1['lateness_p50_ms'], 1)}/"
+        f"{_n(o1['lateness_p99_ms'], 1)}/{_n(o1['lateness_max_ms'], 1)} ms",
+        f"  O2: W1 while {_n(o2['finished_instances'])} finished instances are purged "
+        f"({_n(o2['purged_while_w1_ran'])} deleted meanwhile{'' if o2['purge_outlasted_w1'] else ', purge ended first'}"
+        f"): {_n(o2['w1_purging_steps_per_second'])} steps/s, idle {_n(o2['w1_idle_steps_per_second'])}; "
+        f"÷ idle = {_n(o2['ratio_to_idle'], 2)}",
     ]
     batch = results["batch_starts"]
     lines += [

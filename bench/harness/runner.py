@@ -18,6 +18,7 @@ from harness.control_flow import run_f1, run_f2
 from harness.database import connect, connection_transactions, enable_statement_stats, fresh_database, pg_server
 from harness.event_latency import f3_event_latency
 from harness.latency import w2_start_latency, w3_timer_lateness
+from harness.operations import run_purge, run_schedules
 from harness.processes import Process, start_server, start_worker
 from harness.report import derive
 from harness.scale import SERVERS, WORKERS, run_scale
@@ -184,8 +185,8 @@ def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 def run(sizes: Sizes, *, stamp: str, log_dir: Path, profile_dir: Path | None, keep_db: bool) -> dict[str, Any]:
     """Run every workload once; the results with the derived figures and targets.
 
-    Two fresh databases: one for the ceiling, the batch starts, W1, W2, W3, F1, F2, F3, S1 and the profile, one holding
-    W4's backlog.
+    Three fresh databases: one for the ceiling, the batch starts, W1, W2, W3, F1, F2, F3, S1, O1 and the profile, one
+    holding W4's backlog, one holding the finished instances O2 purges.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"schema": 1, "stamp": stamp, "mode": sizes.mode, "sizes": sizes.to_json()}
@@ -193,6 +194,7 @@ def run(sizes: Sizes, *, stamp: str, log_dir: Path, profile_dir: Path | None, ke
         pg_server() as server,
         fresh_database(server.admin_url, keep=keep_db) as url,
         fresh_database(server.admin_url, keep=keep_db) as backlog_url,
+        fresh_database(server.admin_url, keep=keep_db) as purge_url,
     ):
         paths = prepare(server.admin_url, url, log_dir)
         backlogged = prepare(server.admin_url, backlog_url, log_dir)
@@ -200,6 +202,7 @@ def run(sizes: Sizes, *, stamp: str, log_dir: Path, profile_dir: Path | None, ke
         results["databases"] = {
             "plain": conninfo_to_dict(url)["dbname"],
             "backlog": conninfo_to_dict(backlog_url)["dbname"],
+            "purge": conninfo_to_dict(purge_url)["dbname"],
             "kept": keep_db,
             "pg_stat_statements": paths.statement_stats,
             "transactions_per_connection": paths.connection_transactions,
@@ -227,6 +230,10 @@ def run(sizes: Sizes, *, stamp: str, log_dir: Path, profile_dir: Path | None, ke
         say(f"S1: {sizes.w1_instances} instances started through {SERVERS} servers, worked off by {WORKERS} workers")
         maintain(paths.url)
         results["s1"] = run_scale(paths, sizes)
+        say(f"O1: {sizes.o1_schedules} schedules firing every second for {sizes.o1_seconds} s")
+        results["o1"] = run_schedules(paths, sizes)
+        say(f"O2: W1 while {sizes.o2_finished:,} finished instances are purged, then W1 idle")
+        results["o2"] = run_purge(prepare(server.admin_url, purge_url, log_dir), sizes)
     results["machine"]["load_average_at_end"] = [round(value, 2) for value in os.getloadavg()]
     return derive(results)
 

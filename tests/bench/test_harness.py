@@ -105,11 +105,21 @@ def test_smoke_run_measures_every_figure(tmp_path):
     assert set(s1["table_mib_per_million_instances"]) == {"instances", "steps", "events", "runs"}
     assert s1["table_mib_per_million_instances"]["steps"] > 0
 
+    o1, o2 = results["o1"], results["o2"]
+    assert (
+        o1["schedules"] == sizes["o1_schedules"] and o1["nominal_times"] == sizes["o1_schedules"] * sizes["o1_seconds"]
+    )
+    assert o1["started_once"] == o1["nominal_times"] and o1["not_started"] == 0 and o1["missed_or_skipped"] == 0
+    assert all(o1[key] is not None for key in ("lateness_p50_ms", "lateness_p99_ms", "lateness_max_ms"))
+    assert o2["finished_instances"] == sizes["o2_finished"] and o2["purger_exit_code"] == 0
+    assert o2["purged_while_w1_ran"] > 0
+    assert positive(o2["w1_purging_steps_per_second"]) and positive(o2["ratio_to_idle"])
+
     assert results["memory"]["worker_peak_rss_mb"] > 0
     assert set(results["targets"]) == {
         "w1_ratio_to_ceiling", "start_per_second", "batch_start_per_second", "w2_p50_ms", "w2_p99_ms", "w3_p99_ms",
         "w3_max_ms", "w4_ratio_to_w1", "worker_peak_rss_mb", "f1_ratio_to_w1", "f2_ratio_to_w1", "f3_p50_ms",
-        "f3_p99_ms", "s1_ran_twice",
+        "f3_p99_ms", "s1_ran_twice", "o1_not_started_once", "o1_lateness_p99_ms", "o2_ratio_to_idle",
     }  # fmt: skip
     assert all(target["value"] is not None for target in results["targets"].values())
 
@@ -118,7 +128,7 @@ def test_smoke_run_measures_every_figure(tmp_path):
         assert "busy running Python" in summary and "postgit" in summary
 
     assert "W2 start" in printed and "targets" in printed and "starts, instances/s" in printed
-    assert all(label in printed for label in ("F1, 1 worker(s)", "F2, 1 worker(s)", "F3 event", "S1, 2+3"))
-    databases = [results["databases"]["plain"], results["databases"]["backlog"]]
+    assert all(label in printed for label in ("F1, 1 worker(s)", "F2, 1 worker(s)", "F3 event", "S1, 2+3", "O1", "O2"))
+    databases = [results["databases"][name] for name in ("plain", "backlog", "purge")]
     assert all(name.startswith("postgit_bench_") for name in databases)
     assert existing(databases) == [], "the run's databases were not dropped"
