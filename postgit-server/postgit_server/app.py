@@ -26,6 +26,7 @@ from postgit_server import __version__
 from postgit_server.audit import install_audit
 from postgit_server.auth import bearer, require_token, role_of
 from postgit_server.console import install_console
+from postgit_server.console.session import live_session
 from postgit_server.database import migrate_when_reachable, open_server_pool
 from postgit_server.errors import SERVICE_UNAVAILABLE, install_error_handlers
 from postgit_server.metrics import DatabaseMetrics
@@ -155,7 +156,7 @@ def create_app(settings: ServerSettings, registry: NodeRegistry | None = None) -
         @app.get("/openapi.json", include_in_schema=False)
         async def openapi_schema(request: Request) -> JSONResponse:
             # a browser logged in to the console reads it too: that is how its /docs page works
-            if app.state.console.read(request) is None:
+            if await live_session(request) is None:
                 await require_token(request, await bearer(request))
             return JSONResponse(app.openapi())
 

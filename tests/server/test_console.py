@@ -286,6 +286,23 @@ async def test_with_a_token_the_console_asks_for_it_once(auth_client):
     assert (await auth_client.get("/ui/workers")).status_code == 303
 
 
+async def test_a_copy_of_a_logged_out_session_s_cookie_is_refused_by_every_server(database_url):
+    async with api_client(database_url, api_token=TOKEN) as one, api_client(database_url, api_token=TOKEN) as two:
+        login = await one.post("/ui/login", data={"token": TOKEN}, headers=ORIGIN)
+        kept = login.cookies[COOKIE]  # what someone who copied the cookie holds
+        two.cookies.set(COOKIE, kept)
+        page = await one.get("/ui/workers")
+        assert page.status_code == 200 and (await two.get("/ui/workers")).status_code == 200
+        assert (await one.post("/ui/logout", data={"csrf": csrf_of(page)}, headers=ORIGIN)).status_code == 303
+        one.cookies.set(COOKIE, kept)
+        for client in (one, two):  # the server that logged it out, and another sharing its database
+            assert (await client.get("/ui/workers")).status_code == 303
+            assert (await client.get("/docs")).status_code == 303
+            assert (await client.get("/openapi.json")).status_code == 401
+        login_again = await two.post("/ui/login", data={"token": TOKEN}, headers=ORIGIN)
+        assert login_again.status_code == 303 and (await two.get("/ui/workers")).status_code == 200
+
+
 async def test_a_tampered_or_foreign_session_cookie_is_refused(database_url):
     async with api_client(database_url, api_token=TOKEN) as one:
         login = await one.post("/ui/login", data={"token": TOKEN}, headers=ORIGIN)

@@ -499,6 +499,17 @@ class Store:
         """Park ``message`` in the outbox once per idempotency key."""
         await self._execute("enqueue_mail", {"idempotency_key": idempotency_key, "message": dumps(message)})
 
+    # -- console sessions --------------------------------------------------------------------------------------
+
+    async def end_console_session(self, sid: str, *, keep_seconds: float) -> None:
+        """Record that console session ``sid`` logged out (kept ``keep_seconds``, as long as its cookie is valid)."""
+        await self._execute("end_console_session", {"sid": sid, "keep_seconds": keep_seconds})
+
+    async def console_session_ended(self, sid: str) -> bool:
+        """Whether console session ``sid`` logged out."""
+        row = await self._fetch_one("console_session_ended", {"sid": sid})
+        return bool(row and row["ended"])
+
     # -- audit log ---------------------------------------------------------------------------------------------
 
     async def record_audit(

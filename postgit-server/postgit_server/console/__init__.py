@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from postgit_server.console import pages, session
 from postgit_server.console.access import SessionKeeper
-from postgit_server.console.session import HOME, LoginNeeded, login_needed, page
+from postgit_server.console.session import HOME, LoginNeeded, live_session, login_needed, page
 from postgit_server.settings import ServerSettings
 
 
@@ -36,7 +36,7 @@ def install_console(app: FastAPI, settings: ServerSettings) -> None:
 
         @app.get("/docs", include_in_schema=False)
         async def docs_page(request: Request) -> Response:
-            if app.state.console.read(request) is None:
+            if await live_session(request) is None:
                 return await login_needed(request, LoginNeeded())
             return get_swagger_ui_html(openapi_url="/openapi.json", title="Postgit API")
 

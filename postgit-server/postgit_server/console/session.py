@@ -8,7 +8,15 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from postgit_server.console.access import COOKIE, CsrfRefused, Session, SessionKeeper, check_origin, set_cookie
+from postgit_server.console.access import (
+    COOKIE,
+    SESSION_SECONDS,
+    CsrfRefused,
+    Session,
+    SessionKeeper,
+    check_origin,
+    set_cookie,
+)
 from postgit_server.console.rendering import templates
 
 HOME = "/ui/instances"
@@ -26,12 +34,22 @@ async def console_session(request: Request) -> Session:
         LoginNeeded: the server has a token and the request no valid session.
     """
     keeper: SessionKeeper = request.app.state.console
-    session = keeper.read(request)
+    session = await live_session(request)
     if session is None:
         if keeper.login_required:
             raise LoginNeeded
         session = keeper.new_session(None)
         request.state.new_console_session = session
+    return session
+
+
+async def live_session(request: Request) -> Session | None:
+    """The request's valid session, unless it logged out (a copy of its cookie is refused by every server process)."""
+    keeper: SessionKeeper = request.app.state.console
+    session = keeper.read(request)
+    ended = session is not None and session.authenticated
+    if ended and await request.app.state.service.store.console_session_ended(session.sid):
+        return None
     return session
 
 
@@ -71,7 +89,7 @@ async def login_form(request: Request) -> Response:
     """The login form (straight on to ``next`` when the server has no token or the browser is logged in)."""
     keeper: SessionKeeper = request.app.state.console
     target = safe_next(request.query_params.get("next"))
-    if not keeper.login_required or keeper.read(request) is not None:
+    if not keeper.login_required or await live_session(request) is not None:
         return RedirectResponse(target, status_code=303)
     return _login_page(request, target, None, 200)
 
@@ -99,15 +117,17 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    """End the browser's session (its cookie is removed)."""
+    """End the browser's session: its cookie is removed, and refused from now on should a copy of it be sent."""
     keeper: SessionKeeper = request.app.state.console
-    session = keeper.read(request)
+    session = await live_session(request)
     form = await request.form()
     if session is not None:
         try:
             keeper.check_csrf(request, session, str(form.get("csrf") or ""))
         except CsrfRefused as exc:
             return page(request, session, "error.html", {"message": str(exc)}, status=403)
+        if session.authenticated:
+            await request.app.state.service.store.end_console_session(session.sid, keep_seconds=SESSION_SECONDS)
     response = RedirectResponse("/ui/login" if keeper.login_required else HOME, status_code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
