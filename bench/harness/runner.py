@@ -14,6 +14,7 @@ from psycopg.conninfo import conninfo_to_dict
 from harness import ceiling, machine, profile
 from harness.backlog import insert_waiting, maintain
 from harness.config import Sizes
+from harness.console import run_console
 from harness.control_flow import run_f1, run_f2
 from harness.database import connect, connection_transactions, enable_statement_stats, fresh_database, pg_server
 from harness.event_latency import f3_event_latency
@@ -186,7 +187,7 @@ def run(sizes: Sizes, *, stamp: str, log_dir: Path, profile_dir: Path | None, ke
     """Run every workload once; the results with the derived figures and targets.
 
     Three fresh databases: one for the ceiling, the batch starts, W1, W2, W3, F1, F2, F3, S1, O1 and the profile, one
-    holding W4's backlog, one holding the finished instances O2 purges.
+    holding W4's backlog (and C1's instances), one holding the finished instances O2 purges.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"schema": 1, "stamp": stamp, "mode": sizes.mode, "sizes": sizes.to_json()}
@@ -227,6 +228,8 @@ def run(sizes: Sizes, *, stamp: str, log_dir: Path, profile_dir: Path | None, ke
         results["w1"] = {}
         results["w1"]["runs"], results["w4"]["runs"] = run_rounds(paths, backlogged, sizes)
         results["f1"], results["f2"] = run_control_flow(paths, sizes)
+        say(f"C1: the console's instances page over W4's {sizes.w4_waiting:,} waiting instances")
+        results["c1"] = run_console(backlogged, sizes)
         say(f"S1: {sizes.w1_instances} instances started through {SERVERS} servers, worked off by {WORKERS} workers")
         maintain(paths.url)
         results["s1"] = run_scale(paths, sizes)

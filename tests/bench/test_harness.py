@@ -115,11 +115,17 @@ def test_smoke_run_measures_every_figure(tmp_path):
     assert o2["purged_while_w1_ran"] > 0
     assert positive(o2["w1_purging_steps_per_second"]) and positive(o2["ratio_to_idle"])
 
+    c1 = results["c1"]
+    assert c1["instances"] >= sizes["w4_waiting"] and c1["requests_per_filter"] == sizes["c1_requests"]
+    assert len(c1["filters"]) >= 8 and all(positive(f["p95_ms"]) for f in c1["filters"].values())
+    assert c1["worst_p95_ms"] == max(f["p95_ms"] for f in c1["filters"].values())
+
     assert results["memory"]["worker_peak_rss_mb"] > 0
     assert set(results["targets"]) == {
         "w1_ratio_to_ceiling", "start_per_second", "batch_start_per_second", "w2_p50_ms", "w2_p99_ms", "w3_p99_ms",
         "w3_max_ms", "w4_ratio_to_w1", "worker_peak_rss_mb", "f1_ratio_to_w1", "f2_ratio_to_w1", "f3_p50_ms",
         "f3_p99_ms", "s1_ran_twice", "o1_not_started_once", "o1_lateness_p99_ms", "o2_ratio_to_idle",
+        "c1_worst_p95_ms",
     }  # fmt: skip
     assert all(target["value"] is not None for target in results["targets"].values())
 
@@ -128,7 +134,9 @@ def test_smoke_run_measures_every_figure(tmp_path):
         assert "busy running Python" in summary and "postgit" in summary
 
     assert "W2 start" in printed and "targets" in printed and "starts, instances/s" in printed
-    assert all(label in printed for label in ("F1, 1 worker(s)", "F2, 1 worker(s)", "F3 event", "S1, 2+3", "O1", "O2"))
+    assert all(
+        label in printed for label in ("F1, 1 worker(s)", "F2, 1 worker(s)", "F3 event", "S1, 2+3", "O1", "O2", "C1")
+    )
     databases = [results["databases"][name] for name in ("plain", "backlog", "purge")]
     assert all(name.startswith("postgit_bench_") for name in databases)
     assert existing(databases) == [], "the run's databases were not dropped"
