@@ -275,7 +275,9 @@ class Workflow:
     ``timeout``: seconds an instance may run from its start before it fails. ``input_schema``: a JSON Schema
     that every start's input must satisfy (a start that does not is refused, naming the field). ``retention``:
     how long a finished instance is kept (seconds, or a duration such as ``"7d"``), instead of the workers'
-    ``POSTGIT_RETENTION``.
+    ``POSTGIT_RETENTION``. ``concurrency``: at most ``limit`` instances per rendered ``key`` run at once, e.g.
+    ``{"key": "{{ input.customer }}", "limit": 2, "strategy": "queue"}`` (strategies: ``queue``,
+    ``cancel_newest``, ``cancel_in_progress``).
     """
 
     def __init__(
@@ -285,14 +287,16 @@ class Workflow:
         timeout: float | None = None,
         input_schema: dict[str, Any] | None = None,
         retention: float | str | None = None,
+        concurrency: dict[str, Any] | None = None,
     ):
         self.root = root
         self.timeout = timeout
         self.input_schema = input_schema
         self.retention = parse_duration(retention) if isinstance(retention, str) else retention
+        self.concurrency = concurrency
 
     def to_json(self) -> dict[str, Any]:
-        return wrap_root(self.root.to_json(), self.timeout, self.input_schema, self.retention)
+        return wrap_root(self.root.to_json(), self.timeout, self.input_schema, self.retention, self.concurrency)
 
 
 def HitEndpoint(*, id: str, url: str | Ref, method: str = "GET", timeout: float | None = None, **kwargs: Any) -> Node:

@@ -22,6 +22,7 @@ from pydantic.fields import FieldInfo
 
 from postgit.dataflow import check_data_flow
 from postgit.definition import (
+    CONCURRENCY_STRATEGIES,
     CONTROL_TYPES,
     ENGINE_TYPES,
     MAX_FOREACH_ITEMS,
@@ -39,7 +40,7 @@ from postgit.errors import DefinitionError, DefinitionIssue
 from postgit.paths import PathError, parse_path
 from postgit.registry import NodeRegistry
 from postgit.retry import RetryPolicy
-from postgit.templating import TemplateProblem, check_expression, check_template, is_template
+from postgit.templating import TemplateProblem, check_expression, check_template, is_template, template_variables
 
 MAX_NODES = 5_000
 MAX_DEPTH = 50
@@ -59,6 +60,7 @@ _CONTROL_KEYS = {
     "Try": {"body", "catch", "finally"},
 }
 MAX_CONCURRENCY = 10_000
+MAX_CONCURRENCY_KEY_LENGTH = 1_000
 MAX_WORKFLOW_TIMEOUT = 366 * 86_400
 MAX_RETENTION = 100 * 366 * 86_400
 _BRANCH_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
@@ -123,6 +125,39 @@ def _check_workflow_settings(raw: dict[str, Any], issues: list[DefinitionIssue])
         problem = _input_schema_problem(schema)
         if problem is not None:
             issues.append(DefinitionIssue(None, *problem))
+    concurrency = raw.get("concurrency")
+    if concurrency is not None:
+        issues.extend(DefinitionIssue(None, field, message) for field, message in concurrency_problems(concurrency))
+
+
+def concurrency_problems(concurrency: Any) -> list[tuple[str, str]]:
+    """(field, message) of each thing wrong with a workflow's ``concurrency`` setting."""
+    if not isinstance(concurrency, dict):
+        return [("concurrency", 'must be an object such as {"key": "{{ input.customer }}", "limit": 1}')]
+    problems = [
+        (f"concurrency.{str(key)[:100]}", "unknown key; concurrency has key, limit, strategy")
+        for key in concurrency.keys() - {"key", "limit", "strategy"}
+    ]
+    key = concurrency.get("key")
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_CONCURRENCY_KEY_LENGTH:
+        problems.append(("concurrency.key", f"must be a template of 1 to {MAX_CONCURRENCY_KEY_LENGTH} characters"))
+    else:
+        try:
+            check_template(key)
+            required, optional = template_variables(key) if is_template(key) else (set(), set())
+        except TemplateProblem as exc:
+            problems.append(("concurrency.key", str(exc)))
+        else:
+            if (required | optional) - {"input"}:
+                names = ", ".join(sorted((required | optional) - {"input"}))
+                problems.append(("concurrency.key", f"may read only the start's input (it reads {names})"))
+    limit = concurrency.get("limit", 1)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CONCURRENCY:
+        problems.append(("concurrency.limit", f"must be a whole number from 1 to {MAX_CONCURRENCY}"))
+    strategy = concurrency.get("strategy", "queue")
+    if strategy not in CONCURRENCY_STRATEGIES:
+        problems.append(("concurrency.strategy", f"must be one of {', '.join(CONCURRENCY_STRATEGIES)}"))
+    return problems
 
 
 def _input_schema_problem(schema: Any) -> tuple[str, str] | None:

@@ -23,6 +23,7 @@ from postgit_server.inputs import (
     NOT_RESERVED_EVENT_NAME,
     DefinitionField,
     IdempotencyKeyField,
+    PriorityField,
     VersionField,
     WorkflowNameField,
 )
@@ -208,6 +209,7 @@ class StartRequest(BaseModel):
     idempotency_key: IdempotencyKeyField = None
     version: VersionField = None
     start_at: StartAtField = None
+    priority: PriorityField = None
 
 
 class StartResponse(BaseModel):
@@ -236,6 +238,7 @@ class BatchStartItem(BaseModel):
         max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
         description="A key used before, by an earlier item or an earlier start, returns that instance",
     )
+    priority: PriorityField = None
 
 
 class BatchStartRequest(BaseModel):
@@ -248,6 +251,7 @@ class BatchStartRequest(BaseModel):
     )
     version: VersionField = None
     start_at: StartAtField = None
+    priority: PriorityField = None
 
 
 class BatchStartResult(BaseModel):
