@@ -243,3 +243,52 @@ async def test_claims_take_higher_priorities_first(service, store, registry, dat
         await wait_for(all_ran, timeout=30, what="five steps")
     order = [request.path.rsplit("/", 1)[1] for request in http_server.requests]
     assert order == ["high", "two", "default", "higher-default", "low"]
+
+
+async def test_keys_are_shared_by_every_version_of_a_workflow(service, store, registry, database_url, http_server):
+    await service.deploy("keyed", keyed(http_server, limit=1))
+    a, _ = await service.start("keyed", {"customer": "acme", "name": "a"})
+    await service.deploy("keyed", keyed(http_server, limit=1, sleep=0.1))  # a new version
+    b, _ = await service.start("keyed", {"customer": "acme", "name": "b"})
+    assert (await row(store, b["id"]))["version"] == 2
+    assert (await row(store, b["id"]))["awaiting_slot"]
+    async with in_process_worker(store, registry, database_url):
+        await arrived(http_server, "a")
+        http_server.release("a")
+        await arrived(http_server, "b")
+        http_server.release("b")
+        assert (await wait_finished(store, b["id"]))["status"] == "completed"
+        assert (await wait_finished(store, a["id"]))["status"] == "completed"
+
+
+async def test_a_paused_or_waiting_holder_keeps_its_slot_until_it_is_cancelled(service, store, registry, database_url):
+    root = Sequence(id="root", children=[Sleep(id="nap", seconds=3600)])
+    await service.deploy("naps", Workflow(root, concurrency={"key": "all"}).to_json())
+    a, _ = await service.start("naps", {})
+    b, _ = await service.start("naps", {})
+    operations = InstanceOperations(service)
+    async with in_process_worker(store, registry, database_url):
+        await wait_event(store, a["id"], "step_suspended", "nap")
+        await operations.pause(a["id"])
+        assert (await row(store, a["id"]))["holds_slot"]
+        assert (await row(store, b["id"]))["awaiting_slot"]
+        await service.cancel(a["id"])
+        await wait_event(store, b["id"], "step_suspended", "nap")
+        assert (await row(store, b["id"]))["holds_slot"]
+        await service.cancel(b["id"])
+
+
+async def test_an_instance_whose_deadline_passed_while_it_waited_fails_when_it_gets_its_slot(
+    service, store, registry, database_url, http_server
+):
+    step = HitEndpoint(id="work", url=f"{http_server.url}/block/{{{{ input.name }}}}", retry=ONCE)
+    flow = Workflow(Sequence(id="root", children=[step]), timeout=1, concurrency={"key": "all"})
+    await service.deploy("brief", flow.to_json())
+    a, _ = await service.start("brief", {"name": "a"})
+    b, _ = await service.start("brief", {"name": "b"})
+    async with in_process_worker(store, registry, database_url):
+        failed_a = await wait_finished(store, a["id"])
+        failed_b = await wait_finished(store, b["id"])
+    assert failed_a["error"]["type"] == failed_b["error"]["type"] == "InstanceTimeout"
+    assert http_server.hits("/block/b") == []
+    http_server.release("a")
