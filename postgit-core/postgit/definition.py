@@ -3,7 +3,7 @@
 The JSON form of a node is::
 
     {"id": "fetch", "type": "HitEndpoint", "params": {"url": "..."}, "assignTo": "$.result",
-     "retry": {"maxAttempts": 5}, "timeout": 30}
+     "retry": {"maxAttempts": 5}, "timeout": 30, "rateLimit": {"key": "{{ input.customer }}", "perSecond": 5}}
 
 and a control-flow node has its child nodes instead of ``params``: ``Sequence`` ``children`` (a list),
 ``Parallel`` ``branches`` (an object by branch name), ``If`` ``then``/``else``, ``Switch`` ``cases`` (a list of
@@ -77,6 +77,9 @@ class NodeSpec:
     timeout: float | None = None
     children: tuple[NodeSpec, ...] = ()
     roles: tuple[str, ...] = ()
+    rate_limit: dict[str, Any] | None = None
+    """A leaf's ``{"key": <template>, "perSecond": <rate>}``: its steps start at most that often per rendered key,
+    across every worker."""
 
     @property
     def is_control(self) -> bool:
@@ -112,6 +115,8 @@ class NodeSpec:
             out["retry"] = self.retry.to_json()
         if self.timeout is not None:
             out["timeout"] = self.timeout
+        if self.rate_limit is not None:
+            out["rateLimit"] = self.rate_limit
         return out
 
     def _control_json(self) -> dict[str, Any]:
@@ -160,6 +165,7 @@ class NodeSpec:
             timeout=data.get("timeout"),
             children=tuple(children),
             roles=tuple(roles),
+            rate_limit=data.get("rateLimit"),
         )
 
 

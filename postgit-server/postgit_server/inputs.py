@@ -28,6 +28,7 @@ from postgit.validation import (
     MAX_CONCURRENCY,
     MAX_CONCURRENCY_KEY_LENGTH,
     MAX_ID_LENGTH,
+    MAX_RATE_PER_SECOND,
     MAX_RETENTION,
     MAX_WORKFLOW_TIMEOUT,
 )
@@ -178,6 +179,22 @@ NODE_SCHEMA: dict[str, Any] = {
             "description": "Unique in the workflow; printable characters, not only spaces",
         },
         "type": {"type": "string", "minLength": 1},
+        "rateLimit": {
+            "type": "object",
+            "required": ["key", "perSecond"],
+            "properties": {
+                "key": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_CONCURRENCY_KEY_LENGTH,
+                    "description": "A template rendered over the state when the step runs: `api-{{ input.region }}`",
+                },
+                "perSecond": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RATE_PER_SECOND},
+            },
+            "additionalProperties": False,
+            "description": "A leaf node's steps start at most `perSecond` times a second per rendered key, across "
+            "every worker (a second's worth at once); a step that finds no token waits for the one it reserved",
+        },
     },
 }
 WORKFLOW_SCHEMA: dict[str, Any] = {

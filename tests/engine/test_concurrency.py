@@ -292,3 +292,52 @@ async def test_an_instance_whose_deadline_passed_while_it_waited_fails_when_it_g
     assert failed_a["error"]["type"] == failed_b["error"]["type"] == "InstanceTimeout"
     assert http_server.hits("/block/b") == []
     http_server.release("a")
+
+
+async def test_a_rate_limit_spaces_a_nodes_steps_across_workers_without_polling(
+    service, store, registry, database_url, http_server
+):
+    per_second = 4
+    step = HitEndpoint(
+        id="call",
+        url=f"{http_server.url}/ok/{{{{ input.n }}}}",
+        rate_limit={"key": "api-{{ input.api }}", "per_second": per_second},
+    )
+    await service.deploy("limited", Sequence(id="root", children=[step]).to_json())
+    ids = [(await service.start("limited", {"n": n, "api": "x"}))[0]["id"] for n in range(10)]
+    other = (await service.start("limited", {"n": "other", "api": "y"}))[0]["id"]
+    async with (
+        in_process_worker(store, registry, database_url),
+        in_process_worker(store, registry, database_url),
+    ):
+        for instance_id in [*ids, other]:
+            assert (await wait_finished(store, instance_id))["status"] == "completed"
+    times = sorted(r.at for r in http_server.requests if r.path != "/ok/other")
+    assert len(times) == 10
+    # a second's worth at once, then one every 1/per_second seconds: any n calls span at least n/per_second - 1
+    # seconds (less a little slack: a request reaches the server a moment after its token was due)
+    for first in range(len(times)):
+        for last in range(first + per_second, len(times)):
+            assert times[last] - times[first] >= (last - first + 1) / per_second - 1 - 0.2, times
+    for instance_id in ids:  # a step waits once, for the token it reserved: no retries, no polling
+        kinds = [event["kind"] for event in await store.events_since(instance_id)]
+        assert kinds.count("step_suspended") <= 1 and kinds.count("step_failed") == 0
+
+
+@pytest.mark.parametrize(
+    ("rate_limit", "field"),
+    [
+        ({"key": "k", "perSecond": 0}, "rateLimit.perSecond"),
+        ({"key": "k", "perSecond": "5"}, "rateLimit.perSecond"),
+        ({"key": "k"}, "rateLimit.perSecond"),
+        ({"key": "{{ nope", "perSecond": 1}, "rateLimit.key"),
+        ({"perSecond": 1}, "rateLimit.key"),
+        ({"key": "k", "perSecond": 1, "burst": 2}, "rateLimit.burst"),
+        (5, "rateLimit"),
+    ],
+)
+async def test_a_bad_rate_limit_is_refused_at_deploy_naming_the_node_and_field(service, rate_limit, field):
+    node = {"id": "call", "type": "HitEndpoint", "params": {"url": "http://127.0.0.1:9/x"}, "rateLimit": rate_limit}
+    with pytest.raises(DefinitionError) as raised:
+        await service.deploy("bad", node)
+    assert [(issue.node_id, issue.field) for issue in raised.value.issues] == [("call", field)]

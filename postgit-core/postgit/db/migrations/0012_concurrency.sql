@@ -219,3 +219,10 @@ CREATE TRIGGER instances_concurrency_release AFTER UPDATE ON postgit.instances
     FOR EACH ROW WHEN (OLD.holds_slot AND NOT NEW.holds_slot) EXECUTE FUNCTION postgit.concurrency_release();
 CREATE TRIGGER instances_concurrency_delete AFTER DELETE ON postgit.instances
     FOR EACH ROW WHEN (OLD.holds_slot) EXECUTE FUNCTION postgit.concurrency_release();
+
+-- Rate limits of nodes (`rateLimit`), per rendered key, across every worker: the time the key's next token is due
+-- (the generic cell rate algorithm). A step takes a token before it runs, reserving the earliest free one.
+CREATE TABLE postgit.rate_limits (
+    key text PRIMARY KEY,
+    next_at timestamptz NOT NULL
+);
