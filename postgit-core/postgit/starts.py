@@ -19,6 +19,7 @@ from typing import Any
 
 import jsonschema
 import psycopg
+import psycopg.errors
 import referencing
 import referencing.exceptions
 
@@ -38,6 +39,8 @@ MAX_CONCURRENCY_KEY_BYTES = 1_000
 DEFAULT_PRIORITY = 3
 MIN_PRIORITY, MAX_PRIORITY = 1, 5
 """A start's priority: 1 is claimed first, 5 last."""
+DEADLOCK_RETRIES = 5
+"""How often a start statement that PostgreSQL rolled back to end a deadlock over concurrency keys is written again."""
 MAX_STATEMENT_ITEMS = 1_000
 """The most instances one ``start_instances`` statement writes (a batch request of that size is one statement)."""
 MAX_STATEMENTS_IN_FLIGHT = 2
@@ -271,7 +274,7 @@ async def write_starts(store: Store, items: Sequence[NewInstance]) -> dict[uuid.
     An item whose idempotency key an instance holds gets that instance. When the statement cannot see it (it was
     started by another transaction meanwhile, or by another item of this statement), a second query finds it.
     """
-    rows = await store.start_instances(items)
+    rows = await _start_instances(store, items)
     outcomes: dict[uuid.UUID, Started | object] = {}
     by_key: dict[str, Started] = {}
     for row in rows:
@@ -297,6 +300,26 @@ async def write_starts(store: Store, items: Sequence[NewInstance]) -> dict[uuid.
     if retry:
         outcomes.update(await write_starts(store, retry))
     return outcomes
+
+
+async def _start_instances(store: Store, items: Sequence[NewInstance]) -> list[Any]:
+    """The ``start_instances`` statement for ``items``, with their concurrency keys taken in one order.
+
+    Each start with a key locks its key until the transaction ends (see migration 0012): taking them sorted keeps
+    two statements from waiting on each other, and a deadlock with a worker's commit (which PostgreSQL ends by
+    rolling one of them back) is written again.
+    """
+    keyed = [item for item in items if item.concurrency is not None]
+    if keyed:  # a stable sort: the starts of one key keep their order, which is the order they get slots in
+        items = sorted(items, key=lambda item: (item.workflow, item.concurrency[0]) if item.concurrency else ("", ""))
+    for attempt in range(DEADLOCK_RETRIES + 1):
+        try:
+            return await store.start_instances(items)
+        except psycopg.errors.DeadlockDetected:
+            if not keyed or attempt == DEADLOCK_RETRIES:
+                raise
+            await asyncio.sleep(0.01 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 @dataclass

@@ -341,3 +341,31 @@ async def test_a_bad_rate_limit_is_refused_at_deploy_naming_the_node_and_field(s
     with pytest.raises(DefinitionError) as raised:
         await service.deploy("bad", node)
     assert [(issue.node_id, issue.field) for issue in raised.value.issues] == [("call", field)]
+
+
+async def test_many_starts_of_many_keys_at_once_give_each_key_its_limit_and_queue_the_rest(service, store, http_server):
+    await service.deploy("keyed", keyed(http_server, limit=1))
+    customers = [f"c{n % 7}" for n in range(60)]
+
+    async def start(index: int) -> dict:
+        return (await service.start("keyed", {"customer": customers[index], "name": str(index)}))[0]
+
+    started = await asyncio.gather(*(start(index) for index in range(len(customers))))
+    async with store.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT concurrency_key AS key, count(*) FILTER (WHERE holds_slot) AS held,"
+            " count(*) FILTER (WHERE awaiting_slot) AS waiting FROM postgit.instances GROUP BY 1 ORDER BY 1"
+        )
+        rows = await cursor.fetchall()
+    assert [(row["key"], row["held"]) for row in rows] == [(f"c{n}", 1) for n in range(7)]
+    assert sum(row["waiting"] for row in rows) == len(started) - 7
+
+
+async def test_a_rate_limit_key_that_does_not_render_fails_the_step(service, store, registry, database_url):
+    step = HitEndpoint(id="call", url="http://127.0.0.1:9/x", rate_limit={"key": "{{ input.api }}", "per_second": 1})
+    await service.deploy("limited", Sequence(id="root", children=[step]).to_json())
+    row_, _ = await service.start("limited", {})
+    async with in_process_worker(store, registry, database_url):
+        failed = await wait_finished(store, row_["id"])
+    assert failed["status"] == "failed"
+    assert failed["error"]["message"].startswith("rateLimit.key: template failed to render")
