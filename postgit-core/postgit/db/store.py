@@ -122,6 +122,10 @@ class Store:
         assert row is not None
         return row["due_at"]
 
+    async def purge_rate_limits(self, *, limit: int) -> int:
+        """Delete up to ``limit`` rate-limit keys idle for a minute (they behave as new ones); how many."""
+        return len(await self._fetch_all("purge_rate_limits", {"limit": limit}))
+
     async def latest_version(self, name: str) -> int | None:
         """The number of the workflow's latest version; None when it has none."""
         row = await self._fetch_one("latest_version", {"name": name})

@@ -7,3 +7,11 @@ VALUES (%(key)s, now() + make_interval(secs => 1.0 / %(per_second)s))
 ON CONFLICT (key) DO UPDATE
 SET next_at = greatest(r.next_at, now()) + make_interval(secs => 1.0 / %(per_second)s)
 RETURNING greatest(now(), next_at - make_interval(secs => greatest(1.0, 1.0 / %(per_second)s))) AS due_at;
+
+-- name: purge_rate_limits
+-- Delete up to `limit` rate-limit keys whose tokens have all been free for a minute: such a key behaves as a new one.
+DELETE FROM postgit.rate_limits
+WHERE key IN (
+    SELECT key FROM postgit.rate_limits WHERE next_at < now() - interval '1 minute' LIMIT %(limit)s
+)
+RETURNING key;
