@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from postgit import HitEndpoint, Sequence, Sleep, Workflow
+from postgit import HitEndpoint, Sequence, Sleep, SubWorkflow, Workflow
 from postgit.errors import DefinitionError, InvalidInput
 from postgit.operations import InstanceOperations
 from tests.support.engine import in_process_worker, wait_event, wait_finished
@@ -369,3 +369,43 @@ async def test_a_rate_limit_key_that_does_not_render_fails_the_step(service, sto
         failed = await wait_finished(store, row_["id"])
     assert failed["status"] == "failed"
     assert failed["error"]["message"].startswith("rateLimit.key: template failed to render")
+
+
+async def test_a_child_cancelled_by_cancel_in_progress_wakes_its_waiting_parent(
+    service, store, registry, database_url, http_server
+):
+    await service.deploy("child", keyed(http_server, limit=1, strategy="cancel_in_progress"))
+    call = SubWorkflow(id="call", workflow="child", input={"customer": "acme", "name": "first"}, assign_to="$.out")
+    await service.deploy("parent", Sequence(id="root", children=[call]).to_json())
+    parent, _ = await service.start("parent", {})
+    async with in_process_worker(store, registry, database_url):
+        await arrived(http_server, "first")
+        newer, _ = await service.start("child", {"customer": "acme", "name": "second"})
+        failed = await wait_finished(store, parent["id"])
+        assert failed["status"] == "failed"
+        assert "was cancelled" in failed["error"]["message"]
+        await arrived(http_server, "second")
+        http_server.release("first")
+        http_server.release("second")
+        assert (await wait_finished(store, newer["id"]))["status"] == "completed"
+
+
+async def test_cancel_in_progress_cancels_the_holders_children_too(service, store, registry, database_url, http_server):
+    step = HitEndpoint(id="work", url=f"{http_server.url}/block/{{{{ input.name }}}}", retry=ONCE)
+    await service.deploy("blocker", Sequence(id="root", children=[step]).to_json())
+    call = SubWorkflow(id="call", workflow="blocker", input={"name": "{{ input.name }}"})
+    holder = Workflow(
+        Sequence(id="root", children=[call]), concurrency={"key": "all", "strategy": "cancel_in_progress"}
+    )
+    await service.deploy("holder", holder.to_json())
+    first, _ = await service.start("holder", {"name": "h1"})
+    async with in_process_worker(store, registry, database_url):
+        await arrived(http_server, "h1")
+        [child] = await store.list_children(first["id"])
+        second, _ = await service.start("holder", {"name": "h2"})
+        assert (await row(store, first["id"]))["status"] == "cancelled"
+        assert (await row(store, child["id"]))["status"] == "cancelled"
+        await arrived(http_server, "h2")
+        http_server.release("h1")
+        http_server.release("h2")
+        assert (await wait_finished(store, second["id"]))["status"] == "completed"
