@@ -428,6 +428,11 @@ class InstanceDetail(BaseModel):
     paused_at: datetime | None = Field(default=None, description=PAUSED_AT)
     pause_reason: str | None = Field(default=None, description="Why it was paused, while it is")
     retries: int = Field(default=0, description="How many times it was retried (`POST /instances/{id}/retry`)")
+    priority: int = Field(default=3, description="1 (claimed first) to 5 (last)")
+    concurrency_key: str | None = Field(
+        default=None, description="Its workflow's concurrency key rendered over its input (null: the workflow has none)"
+    )
+    holds_slot: bool = Field(default=False, description="Whether it holds one of its concurrency key's slots")
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None

@@ -56,6 +56,8 @@ async def test_a_start_that_finds_the_key_full_waits_with_a_reason_naming_the_ke
     assert first["status"] == second["status"] == other["status"] == "pending"
     shown = (await client.get(f"/instances/{second['id']}")).json()
     assert shown["wait_reason"] == "waiting for a concurrency slot of key acme (limit 1)"
+    assert (shown["concurrency_key"], shown["holds_slot"], shown["priority"]) == ("acme", False, 3)
+    assert (await client.get(f"/instances/{first['id']}")).json()["holds_slot"] is True
     assert (await client.get(f"/instances/{other['id']}")).json()["wait_reason"] != shown["wait_reason"]
     # cancelling the holder hands its slot on
     assert (await client.post(f"/instances/{first['id']}/cancel")).status_code in (200, 202)
