@@ -8,6 +8,7 @@ import time
 from collections import defaultdict
 
 from postgit import HitEndpoint, Sequence, Workflow
+from tests.support.engine import wait_finished
 from tests.support.processes import start_worker
 from tests.support.waiting import wait_for
 
@@ -56,14 +57,12 @@ async def test_a_sigkilled_worker_leaks_no_slot_and_no_key_ever_runs_more_than_i
                     assert row["unslotted"] == 0, f"an instance of key {row['key']} runs without a slot"
                 await asyncio.sleep(0.02)
 
-    async def leased_by(pid: int) -> int:
+    async def slot_of(instance_id: str) -> dict:
         async with store.pool.connection() as conn:
             cursor = await conn.execute(
-                "SELECT count(*) AS n FROM postgit.instances WHERE holds_slot AND status = 'running'"
-                " AND lease_owner LIKE %s",
-                (f"%-{pid}-%",),
+                "SELECT status, holds_slot, lease_owner FROM postgit.instances WHERE id = %s", (instance_id,)
             )
-            return (await cursor.fetchone())["n"]
+            return await cursor.fetchone()
 
     async def finished() -> bool:
         rows = await store.list_instances(status="completed", limit=total + 1)
@@ -75,25 +74,22 @@ async def test_a_sigkilled_worker_leaks_no_slot_and_no_key_ever_runs_more_than_i
     kills: list[float] = []
     try:
         for round_ in range(2):
-            # a worker in the middle of a step of an instance that holds a slot
-            async def victim() -> list[int] | None:
-                for index, worker in enumerate(workers):
-                    if worker.alive() and await leased_by(worker.pid) and http_server.requests:
-                        return [index]
-                return None
-
-            [index] = await wait_for(victim, timeout=60, interval=0.05, what="a worker running a slot holder")
+            index, holder = await wait_for(
+                lambda: holder_mid_step(store, http_server, workers),
+                timeout=60,
+                interval=0.01,
+                what="a worker in the middle of a slot holder's step",
+            )
             killed_pid = workers[index].pid
             workers[index].kill()
             kills.append(time.time())
-            # its instances keep their slots while nobody runs them, until their leases expire
-            async with store.pool.connection() as conn:
-                cursor = await conn.execute(
-                    "SELECT count(*) AS n FROM postgit.instances WHERE holds_slot AND lease_owner LIKE %s",
-                    (f"%-{killed_pid}-%",),
-                )
-                assert (await cursor.fetchone())["n"] >= 1
+            # the instance keeps its slot while nobody runs it, until its lease expires and a worker carries on
+            kept = await slot_of(holder)
+            assert kept["status"] == "running" and kept["holds_slot"], kept
+            assert f"-{killed_pid}-" in kept["lease_owner"]
             workers[index] = start_worker(database_url, tmp_path, 2 + round_, **env)
+            resumed = await wait_finished(store, holder, timeout=60)
+            assert resumed["status"] == "completed" and not resumed["holds_slot"]
         await wait_for(finished, timeout=120, interval=0.2, what="every instance to complete")
     finally:
         stop_sampling.set()
@@ -117,6 +113,29 @@ async def test_a_sigkilled_worker_leaks_no_slot_and_no_key_ever_runs_more_than_i
     for customer in CUSTOMERS:
         ours = [span for instance, span in spans.items() if customer_of[instance] == customer]
         assert most_at_once(ours) <= LIMIT, f"more than {LIMIT} instances of {customer} ran at once"
+
+
+async def holder_mid_step(store, http_server, workers) -> list | None:
+    """(worker index, instance id) of a slot holder whose step's call began under 100 ms ago (of ~300 ms)."""
+    now = time.time()
+    in_flight = [
+        r.headers["Idempotency-Key"].split(":")[0]
+        for r in list(http_server.requests)
+        if r.ended_at is None and now - r.at < 0.1
+    ]
+    if not in_flight:
+        return None
+    async with store.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT id::text AS id, lease_owner FROM postgit.instances"
+            " WHERE id = ANY(%s::uuid[]) AND holds_slot AND status = 'running'",
+            (in_flight,),
+        )
+        for found in await cursor.fetchall():
+            for index, worker in enumerate(workers):
+                if worker.alive() and f"-{worker.pid}-" in (found["lease_owner"] or ""):
+                    return [index, found["id"]]
+    return None
 
 
 def instance_spans(requests) -> dict[str, tuple[float, float]]:
