@@ -147,13 +147,15 @@ class Client:
         idempotency_key: str | None = None,
         version: int | None = None,
         start_at: str | None = None,
+        priority: int | None = None,
     ) -> InstanceHandle:
         """Start an instance of ``name`` (its latest version unless ``version``); its handle.
 
         With ``idempotency_key``, starting again returns the same instance (``handle.created`` is False).
-        ``start_at`` (ISO 8601 with its offset): a delayed start, ``pending`` until then.
+        ``start_at`` (ISO 8601 with its offset): a delayed start, ``pending`` until then. ``priority``: 1 (claimed
+        first) to 5 (last), 3 by default.
         """
-        started = self._send(calls.start(name, input, idempotency_key, version, start_at))
+        started = self._send(calls.start(name, input, idempotency_key, version, start_at, priority))
         return InstanceHandle(self, str(started["id"]), started.get("created"), started)
 
     def start_batch(
@@ -163,15 +165,17 @@ class Client:
         *,
         version: int | None = None,
         start_at: str | None = None,
+        priority: int | None = None,
     ) -> dict[str, Any]:
         """Start up to 1,000 instances of ``name`` with one request, each item ``{"input", "idempotency_key"}``.
 
+        An item may carry its own ``"priority"``; ``priority`` is every other item's.
         Returns ``{"workflow", "started", "existing", "failed", "results"}``, one result per item in order
         (``{"index", "id", "status", "created", "error"}``): an item that cannot start has an ``error`` and the
         others start. Sent again after a broken connection only when every item has an idempotency key.
         ``start_at``: a delayed start for every item.
         """
-        return self._send(calls.start_batch(name, instances, version, start_at))
+        return self._send(calls.start_batch(name, instances, version, start_at, priority))
 
     def handle(self, instance_id: str) -> InstanceHandle:
         """A handle of an existing instance (nothing is asked of the server)."""
@@ -409,8 +413,9 @@ class AsyncClient:
         idempotency_key: str | None = None,
         version: int | None = None,
         start_at: str | None = None,
+        priority: int | None = None,
     ) -> AsyncInstanceHandle:
-        started = await self._send(calls.start(name, input, idempotency_key, version, start_at))
+        started = await self._send(calls.start(name, input, idempotency_key, version, start_at, priority))
         return AsyncInstanceHandle(self, str(started["id"]), started.get("created"), started)
 
     async def start_batch(
@@ -420,8 +425,9 @@ class AsyncClient:
         *,
         version: int | None = None,
         start_at: str | None = None,
+        priority: int | None = None,
     ) -> dict[str, Any]:
-        return await self._send(calls.start_batch(name, instances, version, start_at))
+        return await self._send(calls.start_batch(name, instances, version, start_at, priority))
 
     def handle(self, instance_id: str) -> AsyncInstanceHandle:
         return AsyncInstanceHandle(self, instance_id)

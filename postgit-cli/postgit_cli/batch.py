@@ -93,7 +93,12 @@ def read_inputs(value: str) -> list[tuple[int, int, dict[str, Any]]]:
 
 
 def start_from_file(
-    client: Client, workflow: str, value: str, idempotency_key: str | None, start_at: str | None = None
+    client: Client,
+    workflow: str,
+    value: str,
+    idempotency_key: str | None,
+    start_at: str | None = None,
+    priority: int | None = None,
 ) -> BatchOutcome:
     """Start one instance of ``workflow`` per line of the JSONL file ``@path``, :data:`BATCH_SIZE` per request.
 
@@ -116,7 +121,7 @@ def start_from_file(
                 item["idempotency_key"] = f"{idempotency_key}:{number}"
             items.append(item)
         try:
-            answer = client.start_batch(workflow, items, start_at=start_at)
+            answer = client.start_batch(workflow, items, start_at=start_at, priority=priority)
         except CliError as exc:
             if not outcome.results:
                 raise

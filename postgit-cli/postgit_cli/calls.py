@@ -68,7 +68,14 @@ def check(workflow_or_definition: Any, name: str, instances: int) -> Call:
 # -- instances -------------------------------------------------------------------------------------------------
 
 
-def start(name: str, input: Any, idempotency_key: str | None, version: int | None, start_at: str | None = None) -> Call:
+def start(
+    name: str,
+    input: Any,
+    idempotency_key: str | None,
+    version: int | None,
+    start_at: str | None = None,
+    priority: int | None = None,
+) -> Call:
     """Harmless to repeat only with an idempotency key: the server then returns the instance it started."""
     body: dict[str, Any] = {"input": input}
     if idempotency_key is not None:
@@ -77,11 +84,17 @@ def start(name: str, input: Any, idempotency_key: str | None, version: int | Non
         body["version"] = version
     if start_at is not None:
         body["start_at"] = start_at
+    if priority is not None:
+        body["priority"] = priority
     return Call("POST", f"/workflows/{path_segment(name)}/instances", idempotency_key is not None, body=body)
 
 
 def start_batch(
-    name: str, instances: Iterable[dict[str, Any]], version: int | None, start_at: str | None = None
+    name: str,
+    instances: Iterable[dict[str, Any]],
+    version: int | None,
+    start_at: str | None = None,
+    priority: int | None = None,
 ) -> Call:
     """Harmless to repeat only when every item has an idempotency key."""
     items = [dict(item) for item in instances]
@@ -90,6 +103,8 @@ def start_batch(
         body["version"] = version
     if start_at is not None:
         body["start_at"] = start_at
+    if priority is not None:
+        body["priority"] = priority
     resend = all(item.get("idempotency_key") is not None for item in items)
     return Call("POST", f"/workflows/{path_segment(name)}/instances/batch", resend, body=body)
 

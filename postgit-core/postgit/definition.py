@@ -3,12 +3,13 @@
 The JSON form of a node is::
 
     {"id": "fetch", "type": "HitEndpoint", "params": {"url": "..."}, "assignTo": "$.result",
-     "retry": {"maxAttempts": 5}, "timeout": 30}
+     "retry": {"maxAttempts": 5}, "timeout": 30, "rateLimit": {"key": "{{ input.customer }}", "perSecond": 5}}
 
 and a control-flow node has its child nodes instead of ``params``: ``Sequence`` ``children`` (a list),
 ``Parallel`` ``branches`` (an object by branch name), ``If`` ``then``/``else``, ``Switch`` ``cases`` (a list of
 ``{"condition", "node"}``) and ``default``, ``ForEach`` ``body``, ``Try`` ``body``/``catch``/``finally``. A
-definition is its root node, or ``{"root": <node>, "timeout": <seconds>, "inputSchema": <JSON Schema>}`` when the
+definition is its root node, or ``{"root": <node>, "timeout": <seconds>, "inputSchema": <JSON Schema>,
+"retention": <seconds>, "concurrency": {"key": <template>, "limit": <n>, "strategy": <strategy>}}`` when the
 workflow has settings of its own.
 A param value ``{"$ref": "$.a.b"}`` is read from the instance's state when the step runs, and
 ``{"$secret": "NAME"}`` from the worker's ``POSTGIT_SECRET_NAME`` environment variable (never stored).
@@ -76,6 +77,9 @@ class NodeSpec:
     timeout: float | None = None
     children: tuple[NodeSpec, ...] = ()
     roles: tuple[str, ...] = ()
+    rate_limit: dict[str, Any] | None = None
+    """A leaf's ``{"key": <template>, "perSecond": <rate>}``: its steps start at most that often per rendered key,
+    across every worker."""
 
     @property
     def is_control(self) -> bool:
@@ -111,6 +115,8 @@ class NodeSpec:
             out["retry"] = self.retry.to_json()
         if self.timeout is not None:
             out["timeout"] = self.timeout
+        if self.rate_limit is not None:
+            out["rateLimit"] = self.rate_limit
         return out
 
     def _control_json(self) -> dict[str, Any]:
@@ -159,6 +165,7 @@ class NodeSpec:
             timeout=data.get("timeout"),
             children=tuple(children),
             roles=tuple(roles),
+            rate_limit=data.get("rateLimit"),
         )
 
 
@@ -181,6 +188,31 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+CONCURRENCY_STRATEGIES = ("queue", "cancel_newest", "cancel_in_progress")
+"""What a start does when its concurrency key's slots are all held: wait for one in start order, be cancelled at
+once, or cancel the oldest holder and take its slot."""
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """A workflow's concurrency key: at most ``limit`` instances per rendered ``key`` hold a slot (run) at once.
+
+    ``key`` is a template rendered over the start's input (``"{{ input.customer }}"``); a slot is held from the
+    start (or from when it is granted) until the instance finishes, across sleeps and waits for events.
+    """
+
+    key: str
+    limit: int = 1
+    strategy: str = "queue"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "limit": self.limit, "strategy": self.strategy}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Concurrency:
+        return cls(data["key"], data.get("limit", 1), data.get("strategy", "queue"))
+
+
 @dataclass(frozen=True)
 class WorkflowDefinition:
     """A validated definition: the root node, the workflow's own settings, and every node by id.
@@ -190,12 +222,14 @@ class WorkflowDefinition:
         timeout: seconds an instance may run from its start; past it, the instance fails.
         input_schema: a JSON Schema the input of every start must satisfy.
         retention: seconds a finished instance is kept, instead of the workers' ``POSTGIT_RETENTION``.
+        concurrency: how many instances per key may hold a slot at once (see :class:`Concurrency`).
     """
 
     root: NodeSpec
     timeout: float | None = None
     input_schema: dict[str, Any] | None = None
     retention: float | None = None
+    concurrency: Concurrency | None = None
     nodes: dict[str, NodeSpec] = field(init=False, repr=False, compare=False)
     parents: dict[str, str] = field(init=False, repr=False, compare=False)
     in_loop: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -215,15 +249,21 @@ class WorkflowDefinition:
 
     def to_json(self) -> dict[str, Any]:
         """The bare root node, or ``{"root": ..., "timeout": ..., ...}`` when settings are given."""
-        if self.timeout is None and self.input_schema is None and self.retention is None:
+        if self.timeout is None and self.input_schema is None and self.retention is None and not self.concurrency:
             return self.root.to_json()
-        return wrap_root(self.root.to_json(), self.timeout, self.input_schema, self.retention)
+        concurrency = self.concurrency.to_json() if self.concurrency is not None else None
+        return wrap_root(self.root.to_json(), self.timeout, self.input_schema, self.retention, concurrency)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WorkflowDefinition:
         if is_wrapped(data):
+            concurrency = data.get("concurrency")
             return cls(
-                NodeSpec.from_json(data["root"]), data.get("timeout"), data.get("inputSchema"), data.get("retention")
+                NodeSpec.from_json(data["root"]),
+                data.get("timeout"),
+                data.get("inputSchema"),
+                data.get("retention"),
+                Concurrency.from_json(concurrency) if concurrency is not None else None,
             )
         return cls(NodeSpec.from_json(data))
 
@@ -232,7 +272,7 @@ class WorkflowDefinition:
         return {node.type for node in self.root.walk() if not node.is_control and not node.is_engine_leaf}
 
 
-WORKFLOW_KEYS = frozenset({"root", "timeout", "inputSchema", "retention"})
+WORKFLOW_KEYS = frozenset({"root", "timeout", "inputSchema", "retention", "concurrency"})
 
 
 def wrap_root(
@@ -240,9 +280,10 @@ def wrap_root(
     timeout: float | None = None,
     input_schema: dict[str, Any] | None = None,
     retention: float | None = None,
+    concurrency: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``{"root": ..., ...}`` form of a definition, with the settings that are given."""
-    settings = {"timeout": timeout, "inputSchema": input_schema, "retention": retention}
+    settings = {"timeout": timeout, "inputSchema": input_schema, "retention": retention, "concurrency": concurrency}
     return {"root": root, **{key: value for key, value in settings.items() if value is not None}}
 
 

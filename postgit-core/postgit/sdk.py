@@ -60,8 +60,10 @@ def ref(path: str, default: Any = _NO_DEFAULT) -> Ref:
 class Node:
     """A node of any type: ``Node("HitEndpoint", id="fetch", url="...", assign_to="$.result")``.
 
-    ``assign_to``, ``retry`` (a :class:`RetryPolicy` or a dict such as ``{"maxAttempts": 5}``) and ``timeout``
-    (seconds) configure the node itself; every other keyword is a param of the node type.
+    ``assign_to``, ``retry`` (a :class:`RetryPolicy` or a dict such as ``{"maxAttempts": 5}``), ``timeout``
+    (seconds) and ``rate_limit`` (``{"key": "{{ input.customer }}", "per_second": 5}``: its steps start at most
+    that often per key, across every worker) configure the node itself; every other keyword is a param of the node
+    type.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class Node:
         assign_to: str | None = None,
         retry: RetryPolicy | dict[str, Any] | None = None,
         timeout: float | None = None,
+        rate_limit: dict[str, Any] | None = None,
         **params: Any,
     ):
         self.type = type
@@ -80,6 +83,7 @@ class Node:
         self.assign_to = assign_to
         self.retry = RetryPolicy.model_validate(retry) if isinstance(retry, dict) else retry
         self.timeout = timeout
+        self.rate_limit = rate_limit
         self.params = params
 
     def to_json(self) -> dict[str, Any]:
@@ -91,6 +95,7 @@ class Node:
             assign_to=self.assign_to,
             retry=self.retry,
             timeout=self.timeout,
+            rate_limit=_rate_limit_json(self.rate_limit),
         ).to_json()
 
     def __repr__(self) -> str:
@@ -275,7 +280,9 @@ class Workflow:
     ``timeout``: seconds an instance may run from its start before it fails. ``input_schema``: a JSON Schema
     that every start's input must satisfy (a start that does not is refused, naming the field). ``retention``:
     how long a finished instance is kept (seconds, or a duration such as ``"7d"``), instead of the workers'
-    ``POSTGIT_RETENTION``.
+    ``POSTGIT_RETENTION``. ``concurrency``: at most ``limit`` instances per rendered ``key`` run at once, e.g.
+    ``{"key": "{{ input.customer }}", "limit": 2, "strategy": "queue"}`` (strategies: ``queue``,
+    ``cancel_newest``, ``cancel_in_progress``).
     """
 
     def __init__(
@@ -285,14 +292,16 @@ class Workflow:
         timeout: float | None = None,
         input_schema: dict[str, Any] | None = None,
         retention: float | str | None = None,
+        concurrency: dict[str, Any] | None = None,
     ):
         self.root = root
         self.timeout = timeout
         self.input_schema = input_schema
         self.retention = parse_duration(retention) if isinstance(retention, str) else retention
+        self.concurrency = concurrency
 
     def to_json(self) -> dict[str, Any]:
-        return wrap_root(self.root.to_json(), self.timeout, self.input_schema, self.retention)
+        return wrap_root(self.root.to_json(), self.timeout, self.input_schema, self.retention, self.concurrency)
 
 
 def HitEndpoint(*, id: str, url: str | Ref, method: str = "GET", timeout: float | None = None, **kwargs: Any) -> Node:
@@ -315,6 +324,13 @@ def Sleep(*, id: str, **kwargs: Any) -> Node:
 def SendEmail(*, id: str, to: str | list[str] | Ref, subject: str | Ref, body: Any, **kwargs: Any) -> Node:
     """Send an email through ``POSTGIT_SMTP_URL``, or park it in the outbox when none is configured."""
     return Node("SendEmail", id=id, to=to, subject=subject, body=body, **kwargs)
+
+
+def _rate_limit_json(rate_limit: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A node's ``rate_limit`` in the JSON form (``per_second`` is ``perSecond`` there)."""
+    if rate_limit is None:
+        return None
+    return {("perSecond" if key == "per_second" else key): value for key, value in rate_limit.items()}
 
 
 def _params_json(value: Any) -> Any:

@@ -189,15 +189,17 @@ class WorkflowService:
         parent: tuple[uuid.UUID, str, bool] | None = None,
         traceparent: str | None = None,
         start_at: datetime | None = None,
+        priority: int | None = None,
     ) -> tuple[Row, bool]:
         """Start an instance of ``workflow`` (its latest version unless ``version``) with ``input``.
 
         ``parent``: (instance id, run key, cancel with it) when a SubWorkflow starts it. ``traceparent``: the W3C
         trace context of the start request (kept when valid: the steps' spans join that trace). ``start_at``: not
-        before then (a delayed start: ``pending`` until then). Returns ``{"id", "status"}`` and whether it was
+        before then (a delayed start: ``pending`` until then). ``priority``: 1 (claimed first) to 5 (last), 3 by
+        default. Returns ``{"id", "status"}`` and whether it was
         created now (False: the idempotency key was used before).
         """
-        item = StartItem(input, idempotency_key, parent, traceparent, start_at)
+        item = StartItem(input, idempotency_key, parent, traceparent, start_at, priority)
         [outcome] = await self._start(workflow, [item], version)
         if isinstance(outcome, ItemError):
             raise InvalidInput(str(outcome))

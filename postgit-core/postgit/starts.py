@@ -19,6 +19,7 @@ from typing import Any
 
 import jsonschema
 import psycopg
+import psycopg.errors
 import referencing
 import referencing.exceptions
 
@@ -28,10 +29,18 @@ from postgit.decider import Decider
 from postgit.definition import ANY_WORKER, WorkflowDefinition
 from postgit.jsontext import Unstorable, storable_json
 from postgit.runs import RunView
+from postgit.templating import TemplateProblem, render_template
 from postgit.tracing import valid_traceparent
 
 MAX_INPUT_BYTES = 1_000_000
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
+MAX_CONCURRENCY_KEY_BYTES = 1_000
+"""The longest a concurrency key may render to."""
+DEFAULT_PRIORITY = 3
+MIN_PRIORITY, MAX_PRIORITY = 1, 5
+"""A start's priority: 1 is claimed first, 5 last."""
+DEADLOCK_RETRIES = 5
+"""How often a start statement that PostgreSQL rolled back to end a deadlock over concurrency keys is written again."""
 MAX_STATEMENT_ITEMS = 1_000
 """The most instances one ``start_instances`` statement writes (a batch request of that size is one statement)."""
 MAX_STATEMENTS_IN_FLIGHT = 2
@@ -66,6 +75,8 @@ class StartItem:
     traceparent: str | None = None
     start_at: datetime | None = None
     """When it may start (a delayed start); None or a past time: at once."""
+    priority: int | None = None
+    """1 (claimed first) to 5 (last); None: :data:`DEFAULT_PRIORITY`."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,9 @@ class NewInstance:
     parent: tuple[uuid.UUID, str, bool] | None
     traceparent: str | None = None
     start_at: datetime | None = None
+    priority: int = 3
+    concurrency: tuple[str, int, str] | None = None
+    """(rendered key, limit, strategy) when the workflow declares a concurrency key."""
 
     def as_json(self) -> str:
         """This start as one object of the statement's ``jsonb_to_recordset`` input; the state is spliced in."""
@@ -138,6 +152,11 @@ class NewInstance:
         }
         if self.traceparent is not None:
             fields["traceparent"] = self.traceparent
+        if self.priority != DEFAULT_PRIORITY:
+            fields["priority"] = self.priority
+        if self.concurrency is not None:
+            key, limit, strategy = self.concurrency
+            fields.update(concurrency_key=key, concurrency_limit=limit, concurrency_strategy=strategy)
         if self.start_at is not None:
             fields.update(start_at=self.start_at.isoformat(), wait_reason=starts_at_reason(self.start_at))
         if self.parent is not None:
@@ -187,9 +206,36 @@ def encode_input(input: Any) -> tuple[str, int] | ItemError:
     return text, size
 
 
+def check_priority(priority: Any) -> ItemError | None:
+    """Why ``priority`` cannot be a start's priority, or None when it can (None is the default)."""
+    if priority is None:
+        return None
+    if isinstance(priority, bool) or not isinstance(priority, int) or not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        return ItemError("priority", f"must be a whole number from {MIN_PRIORITY} (first) to {MAX_PRIORITY} (last)")
+    return None
+
+
+def concurrency_key(deployed: Deployed, input: Any) -> tuple[str, int, str] | ItemError | None:
+    """The (key, limit, strategy) a start of ``deployed`` with ``input`` takes a slot of; None without a key."""
+    concurrency = deployed.definition.concurrency
+    if concurrency is None:
+        return None
+    try:
+        key = render_template(concurrency.key, {"input": input})
+    except TemplateProblem as exc:
+        return ItemError("concurrency.key", f"{exc} (the workflow's concurrency key, over this input)")
+    if not key:
+        return ItemError("concurrency.key", "renders to an empty key for this input")
+    if "\x00" in key:
+        return ItemError("concurrency.key", "renders to a key with a NUL character (\\u0000) for this input")
+    if len(key.encode()) > MAX_CONCURRENCY_KEY_BYTES:
+        return ItemError("concurrency.key", f"renders to more than {MAX_CONCURRENCY_KEY_BYTES} bytes for this input")
+    return key, concurrency.limit, concurrency.strategy
+
+
 def prepare(deployed: Deployed, item: StartItem, latest: bool, now: datetime) -> NewInstance | ItemError:
     """Check and encode one start of ``deployed``, and decide the runs it starts with."""
-    problem = check_idempotency_key(item.idempotency_key)
+    problem = check_idempotency_key(item.idempotency_key) or check_priority(item.priority)
     if problem is not None:
         return problem
     encoded = encode_input(item.input)
@@ -199,6 +245,9 @@ def prepare(deployed: Deployed, item: StartItem, latest: bool, now: datetime) ->
     problem = deployed.check_input(item.input)
     if problem is not None:
         return problem
+    concurrency = concurrency_key(deployed, item.input)
+    if isinstance(concurrency, ItemError):
+        return concurrency
     plan = deployed.decider.decide(RunView({"input": item.input}), now)
     return NewInstance(
         id=uuid7(),
@@ -214,6 +263,8 @@ def prepare(deployed: Deployed, item: StartItem, latest: bool, now: datetime) ->
         parent=item.parent,
         traceparent=valid_traceparent(item.traceparent),
         start_at=item.start_at if item.start_at is not None and item.start_at > now else None,
+        priority=item.priority if item.priority is not None else DEFAULT_PRIORITY,
+        concurrency=concurrency,
     )
 
 
@@ -223,7 +274,7 @@ async def write_starts(store: Store, items: Sequence[NewInstance]) -> dict[uuid.
     An item whose idempotency key an instance holds gets that instance. When the statement cannot see it (it was
     started by another transaction meanwhile, or by another item of this statement), a second query finds it.
     """
-    rows = await store.start_instances(items)
+    rows = await _start_instances(store, items)
     outcomes: dict[uuid.UUID, Started | object] = {}
     by_key: dict[str, Started] = {}
     for row in rows:
@@ -249,6 +300,26 @@ async def write_starts(store: Store, items: Sequence[NewInstance]) -> dict[uuid.
     if retry:
         outcomes.update(await write_starts(store, retry))
     return outcomes
+
+
+async def _start_instances(store: Store, items: Sequence[NewInstance]) -> list[Any]:
+    """The ``start_instances`` statement for ``items``, with their concurrency keys taken in one order.
+
+    Each start with a key locks its key until the transaction ends (see migration 0012): taking them sorted keeps
+    two statements from waiting on each other, and a deadlock with a worker's commit (which PostgreSQL ends by
+    rolling one of them back) is written again.
+    """
+    keyed = [item for item in items if item.concurrency is not None]
+    if keyed:  # a stable sort: the starts of one key keep their order, which is the order they get slots in
+        items = sorted(items, key=lambda item: (item.workflow, item.concurrency[0]) if item.concurrency else ("", ""))
+    for attempt in range(DEADLOCK_RETRIES + 1):
+        try:
+            return await store.start_instances(items)
+        except psycopg.errors.DeadlockDetected:
+            if not keyed or attempt == DEADLOCK_RETRIES:
+                raise
+            await asyncio.sleep(0.01 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 @dataclass

@@ -22,6 +22,7 @@ from pydantic.fields import FieldInfo
 
 from postgit.dataflow import check_data_flow
 from postgit.definition import (
+    CONCURRENCY_STRATEGIES,
     CONTROL_TYPES,
     ENGINE_TYPES,
     MAX_FOREACH_ITEMS,
@@ -39,7 +40,7 @@ from postgit.errors import DefinitionError, DefinitionIssue
 from postgit.paths import PathError, parse_path
 from postgit.registry import NodeRegistry
 from postgit.retry import RetryPolicy
-from postgit.templating import TemplateProblem, check_expression, check_template, is_template
+from postgit.templating import TemplateProblem, check_expression, check_template, is_template, template_variables
 
 MAX_NODES = 5_000
 MAX_DEPTH = 50
@@ -49,7 +50,7 @@ MAX_JSON_DEPTH = 4 * MAX_DEPTH
 """How deeply any JSON value in a definition may nest: node levels take two each (node, children list)."""
 
 _COMMON_KEYS = frozenset({"id", "type", "assignTo"})
-_LEAF_KEYS = _COMMON_KEYS | {"params", "retry", "timeout"}
+_LEAF_KEYS = _COMMON_KEYS | {"params", "retry", "timeout", "rateLimit"}
 _CONTROL_KEYS = {
     "Sequence": {"children"},
     "Parallel": {"branches", "onFailure", "mode"},
@@ -59,6 +60,8 @@ _CONTROL_KEYS = {
     "Try": {"body", "catch", "finally"},
 }
 MAX_CONCURRENCY = 10_000
+MAX_CONCURRENCY_KEY_LENGTH = 1_000
+MAX_RATE_PER_SECOND = 100_000
 MAX_WORKFLOW_TIMEOUT = 366 * 86_400
 MAX_RETENTION = 100 * 366 * 86_400
 _BRANCH_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
@@ -123,6 +126,60 @@ def _check_workflow_settings(raw: dict[str, Any], issues: list[DefinitionIssue])
         problem = _input_schema_problem(schema)
         if problem is not None:
             issues.append(DefinitionIssue(None, *problem))
+    concurrency = raw.get("concurrency")
+    if concurrency is not None:
+        issues.extend(DefinitionIssue(None, field, message) for field, message in concurrency_problems(concurrency))
+
+
+def rate_limit_problems(rate_limit: Any) -> list[tuple[str, str]]:
+    """(field, message) of each thing wrong with a node's ``rateLimit``."""
+    if not isinstance(rate_limit, dict):
+        return [("rateLimit", 'must be an object such as {"key": "{{ input.customer }}", "perSecond": 5}')]
+    problems = [
+        (f"rateLimit.{str(key)[:100]}", "unknown key; rateLimit has key, perSecond")
+        for key in rate_limit.keys() - {"key", "perSecond"}
+    ]
+    key = rate_limit.get("key")
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_CONCURRENCY_KEY_LENGTH:
+        problems.append(("rateLimit.key", f"must be a template of 1 to {MAX_CONCURRENCY_KEY_LENGTH} characters"))
+    else:
+        try:
+            check_template(key)
+        except TemplateProblem as exc:
+            problems.append(("rateLimit.key", str(exc)))
+    if not _is_number_in(rate_limit.get("perSecond"), 0, MAX_RATE_PER_SECOND):
+        problems.append(("rateLimit.perSecond", f"must be a number above 0 and at most {MAX_RATE_PER_SECOND}"))
+    return problems
+
+
+def concurrency_problems(concurrency: Any) -> list[tuple[str, str]]:
+    """(field, message) of each thing wrong with a workflow's ``concurrency`` setting."""
+    if not isinstance(concurrency, dict):
+        return [("concurrency", 'must be an object such as {"key": "{{ input.customer }}", "limit": 1}')]
+    problems = [
+        (f"concurrency.{str(key)[:100]}", "unknown key; concurrency has key, limit, strategy")
+        for key in concurrency.keys() - {"key", "limit", "strategy"}
+    ]
+    key = concurrency.get("key")
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_CONCURRENCY_KEY_LENGTH:
+        problems.append(("concurrency.key", f"must be a template of 1 to {MAX_CONCURRENCY_KEY_LENGTH} characters"))
+    else:
+        try:
+            check_template(key)
+            required, optional = template_variables(key) if is_template(key) else (set(), set())
+        except TemplateProblem as exc:
+            problems.append(("concurrency.key", str(exc)))
+        else:
+            if (required | optional) - {"input"}:
+                names = ", ".join(sorted((required | optional) - {"input"}))
+                problems.append(("concurrency.key", f"may read only the start's input (it reads {names})"))
+    limit = concurrency.get("limit", 1)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CONCURRENCY:
+        problems.append(("concurrency.limit", f"must be a whole number from 1 to {MAX_CONCURRENCY}"))
+    strategy = concurrency.get("strategy", "queue")
+    if strategy not in CONCURRENCY_STRATEGIES:
+        problems.append(("concurrency.strategy", f"must be one of {', '.join(CONCURRENCY_STRATEGIES)}"))
+    return problems
 
 
 def _input_schema_problem(schema: Any) -> tuple[str, str] | None:
@@ -246,7 +303,7 @@ class _Checker:
         if control:
             return
         if raw.get("type") in ENGINE_TYPES:
-            for key in ("retry", "timeout"):
+            for key in ("retry", "timeout", "rateLimit"):
                 if raw.get(key) is not None:
                     hint = " (a WaitForEvent's own timeout is params.timeout)" if key == "timeout" else ""
                     self.add(node_id, key, f"{raw['type']} is run by the engine and takes no {key}{hint}")
@@ -260,6 +317,10 @@ class _Checker:
         timeout = raw.get("timeout")
         if timeout is not None and not _is_number_in(timeout, 0, 86_400):
             self.add(node_id, "timeout", "must be a number of seconds between 0 and 86400")
+        rate_limit = raw.get("rateLimit")
+        if rate_limit is not None:
+            for field, message in rate_limit_problems(rate_limit):
+                self.add(node_id, field, message)
 
     def check_control(self, node_id: str | None, node_type: str, raw: dict[str, Any], depth: int) -> None:
         getattr(self, f"check_{node_type.lower()}")(node_id, raw)

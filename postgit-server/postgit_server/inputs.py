@@ -18,11 +18,20 @@ from typing import Annotated, Any
 from fastapi import Header, Path, Query
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
+from postgit.definition import CONCURRENCY_STRATEGIES
 from postgit.engine_types import RESERVED_EVENT_PREFIX
 from postgit.errors import InvalidInput
 from postgit.service import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_WORKFLOW_NAME_LENGTH, WORKFLOW_NAME_PATTERN
+from postgit.starts import MAX_PRIORITY, MIN_PRIORITY
 from postgit.tracing import TRACEPARENT_PATTERN
-from postgit.validation import MAX_ID_LENGTH, MAX_RETENTION, MAX_WORKFLOW_TIMEOUT
+from postgit.validation import (
+    MAX_CONCURRENCY,
+    MAX_CONCURRENCY_KEY_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_RATE_PER_SECOND,
+    MAX_RETENTION,
+    MAX_WORKFLOW_TIMEOUT,
+)
 
 MAX_INT4 = 2**31 - 1
 """The largest version number PostgreSQL's ``integer`` holds."""
@@ -143,6 +152,16 @@ VersionField = Annotated[
 ]
 """A version to run: a whole number (``3`` or ``3.0``), never ``true`` or text that reads as one."""
 
+PriorityField = Annotated[
+    Annotated[int, Field(ge=MIN_PRIORITY, le=MAX_PRIORITY, strict=True)] | None,
+    BeforeValidator(_whole_number),
+    Field(
+        description="1 (claimed first) to 5 (claimed last); default 3. Workers claim due instances by priority, "
+        "then by due time"
+    ),
+]
+"""A start's priority: a whole number from 1 to 5."""
+
 
 NODE_SCHEMA: dict[str, Any] = {
     "title": "WorkflowNode",
@@ -160,6 +179,22 @@ NODE_SCHEMA: dict[str, Any] = {
             "description": "Unique in the workflow; printable characters, not only spaces",
         },
         "type": {"type": "string", "minLength": 1},
+        "rateLimit": {
+            "type": "object",
+            "required": ["key", "perSecond"],
+            "properties": {
+                "key": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_CONCURRENCY_KEY_LENGTH,
+                    "description": "A template rendered over the state when the step runs: `api-{{ input.region }}`",
+                },
+                "perSecond": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RATE_PER_SECOND},
+            },
+            "additionalProperties": False,
+            "description": "A leaf node's steps start at most `perSecond` times a second per rendered key, across "
+            "every worker (a second's worth at once); a step that finds no token waits for the one it reserved",
+        },
     },
 }
 WORKFLOW_SCHEMA: dict[str, Any] = {
@@ -181,6 +216,28 @@ WORKFLOW_SCHEMA: dict[str, Any] = {
             "anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RETENTION}, {"type": "null"}],
             "description": "Seconds a finished instance is kept, instead of the workers' POSTGIT_RETENTION",
         },
+        "concurrency": {
+            "anyOf": [
+                {
+                    "type": "object",
+                    "required": ["key"],
+                    "properties": {
+                        "key": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": MAX_CONCURRENCY_KEY_LENGTH,
+                            "description": "A template rendered over the start's input, e.g. `{{ input.customer }}`",
+                        },
+                        "limit": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY, "default": 1},
+                        "strategy": {"enum": list(CONCURRENCY_STRATEGIES), "default": "queue"},
+                    },
+                    "additionalProperties": False,
+                },
+                {"type": "null"},
+            ],
+            "description": "At most `limit` instances per rendered key hold a slot (run) at once; a slot is held "
+            "until the instance finishes, across sleeps and waits for events",
+        },
     },
     "additionalProperties": False,
 }
@@ -193,10 +250,10 @@ DefinitionField = Annotated[
     WithJsonSchema(
         {
             "description": (
-                "The workflow: its root node, or `{root, timeout, inputSchema, retention}`. Every node is checked when "
-                "it is deployed (its type, params, templates and what it reads); a definition that does not pass "
-                "answers 422 with `issues`. At most 1 MB of JSON, 5,000 nodes, 50 levels deep; no string in it may "
-                "hold the NUL character \\u0000"
+                "The workflow: its root node, or `{root, timeout, inputSchema, retention, concurrency}`. Every node "
+                "is checked when it is deployed (its type, params, templates and what it reads); a definition that "
+                "does not pass answers 422 with `issues`. At most 1 MB of JSON, 5,000 nodes, 50 levels deep; no "
+                "string in it may hold the NUL character \\u0000"
             ),
             "oneOf": [NODE_SCHEMA, WORKFLOW_SCHEMA],
         }

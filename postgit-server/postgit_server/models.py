@@ -23,6 +23,7 @@ from postgit_server.inputs import (
     NOT_RESERVED_EVENT_NAME,
     DefinitionField,
     IdempotencyKeyField,
+    PriorityField,
     VersionField,
     WorkflowNameField,
 )
@@ -208,6 +209,7 @@ class StartRequest(BaseModel):
     idempotency_key: IdempotencyKeyField = None
     version: VersionField = None
     start_at: StartAtField = None
+    priority: PriorityField = None
 
 
 class StartResponse(BaseModel):
@@ -236,6 +238,7 @@ class BatchStartItem(BaseModel):
         max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
         description="A key used before, by an earlier item or an earlier start, returns that instance",
     )
+    priority: PriorityField = None
 
 
 class BatchStartRequest(BaseModel):
@@ -248,6 +251,7 @@ class BatchStartRequest(BaseModel):
     )
     version: VersionField = None
     start_at: StartAtField = None
+    priority: PriorityField = None
 
 
 class BatchStartResult(BaseModel):
@@ -424,6 +428,11 @@ class InstanceDetail(BaseModel):
     paused_at: datetime | None = Field(default=None, description=PAUSED_AT)
     pause_reason: str | None = Field(default=None, description="Why it was paused, while it is")
     retries: int = Field(default=0, description="How many times it was retried (`POST /instances/{id}/retry`)")
+    priority: int = Field(default=3, description="1 (claimed first) to 5 (last)")
+    concurrency_key: str | None = Field(
+        default=None, description="Its workflow's concurrency key rendered over its input (null: the workflow has none)"
+    )
+    holds_slot: bool = Field(default=False, description="Whether it holds one of its concurrency key's slots")
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
+
 from tests.cli.conftest import Pst, assert_error, hit, sequence, write_json
 from tests.cli.test_cli_commands import wait_status
 
@@ -70,3 +72,24 @@ def test_bulk_pause_and_resume_ask_first_and_show_how_many(pst: Pst, tmp_path: P
 
     assert_error(pst("i", "pause"), "give an instance ID, or --workflow W and --status S", exit_code=2)
     assert_error(pst("i", "retry", "--workflow", "many", "--status", "pending", "--yes"), "status: retry takes")
+
+
+def test_run_with_a_priority_and_status_shows_a_concurrency_wait(pst: Pst, tmp_path: Path, database_url: str):
+    flow = {"root": sequence(hit("a", "http://127.0.0.1:9/never")), "concurrency": {"key": "{{ input.c }}"}}
+    pst.ok("deploy", str(write_json(tmp_path, "keyed.json", flow)))
+    first = pst.ok("run", "keyed", "--input", '{"c": "acme"}', "--priority", "1", "--json").json()
+    second = pst.ok("run", "keyed", "--input", '{"c": "acme"}', "--json").json()
+    assert first["status"] == second["status"] == "pending"
+    reason = "waiting for a concurrency slot of key acme (limit 1)"
+    assert pst.ok("status", second["id"], "--json").json()["wait_reason"] == reason
+    assert reason in pst.ok("status", second["id"]).stdout
+    lines = tmp_path / "many.jsonl"
+    lines.write_text('{"c": "x"}\n{"c": "y"}\n')
+    pst.ok("run", "keyed", "--input", f"@{lines}", "--priority", "5")
+    with psycopg.connect(database_url) as conn:
+        priorities = [row[0] for row in conn.execute("SELECT priority FROM postgit.instances ORDER BY slot_seq")]
+    assert priorities == [1, 3, 5, 5]
+
+    assert_error(pst("run", "keyed", "--input", '{"c": "acme"}', "--priority", "0"), "--priority", "1 (first)")
+    assert_error(pst("run", "keyed", "--input", '{"c": "acme"}', "--priority", "6"), "--priority", "5 (last)")
+    assert_error(pst("run", "keyed", "--input", '{"d": 1}'), "concurrency.key: template failed to render")

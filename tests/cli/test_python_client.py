@@ -170,3 +170,20 @@ async def test_the_async_client(api):
             await napping.result(timeout=30)
         with pytest.raises(NotFound):
             await client.get("01900000-0000-7000-8000-000000000000")
+
+
+def test_priorities_and_concurrency_keys_through_the_client(api):
+    with Client(api) as client:
+        keyed = {"root": NAP, "concurrency": {"key": "{{ input.who }}", "strategy": "cancel_newest"}}
+        client.deploy(keyed, "keyed-nap")
+        first = client.start("keyed-nap", input={"who": "ada"}, priority=1)
+        second = client.start("keyed-nap", input={"who": "ada"}, priority=5)
+        assert second.started["status"] == "cancelled"
+        assert "concurrency key ada" in client.get(second.id)["error"]["message"]
+        batch = client.start_batch("keyed-nap", [{"input": {"who": "bob"}, "priority": 2}], priority=4)
+        assert batch["started"] == 1
+        with pytest.raises(InvalidRequest, match="priority"):
+            client.start("keyed-nap", input={"who": "eve"}, priority=0)
+        with pytest.raises(InvalidRequest, match=r"concurrency\.key"):
+            client.start("keyed-nap", input={})
+        first.cancel()

@@ -108,6 +108,17 @@ async def test_events_sent_by_key_expire_with_the_retention(service, store, data
         assert [row[0] for row in await cursor.fetchall()] == ["order-2"]
 
 
+async def test_idle_rate_limit_keys_are_deleted_busy_ones_kept(store, database_url):
+    await store.take_rate_token("idle", 1.0)
+    await store.take_rate_token("busy", 0.001)  # its next token is due in 1000 s
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("UPDATE postgit.rate_limits SET next_at = now() - interval '2 minutes' WHERE key = 'idle'")
+    await Retention(store, retention_seconds=None, interval=60).purge()
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cursor = await conn.execute("SELECT key FROM postgit.rate_limits")
+        assert [row[0] for row in await cursor.fetchall()] == ["busy"]
+
+
 async def test_a_worker_deletes_finished_instances_once_their_retention_is_over(service, store, registry, database_url):
     await service.deploy("quick", Workflow(Node("Shout", id="a", text="x"), retention=0.5).to_json())
     async with in_process_worker(store, registry, database_url, retention_interval_seconds=0.2):

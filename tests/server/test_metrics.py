@@ -103,6 +103,23 @@ async def test_the_oldest_due_instance_is_reported_by_its_age(service, store, da
     assert value(found, "postgit_live_workers") == 0
 
 
+async def test_an_instance_waiting_for_a_concurrency_slot_is_not_due(service, store, database_url):
+    root = Sequence(id="root", children=[Node("Shout", id="s", text="x")])
+    await service.deploy("keyed", {"root": root.to_json(), "concurrency": {"key": "all"}})
+    holder, _ = await service.start("keyed", {})
+    waiting, _ = await service.start("keyed", {})
+    async with store.pool.connection() as conn:  # the holder sleeps: it is not due either
+        await conn.execute(
+            "UPDATE postgit.instances SET status = 'waiting', run_at = now() + interval '1 hour' WHERE id = %s",
+            (holder["id"],),
+        )
+    assert (await store.get_instance(waiting["id"]))["awaiting_slot"]
+    async with serving(database_url) as server, httpx.AsyncClient(base_url=server.url) as client:
+        found = samples((await client.get("/metrics")).text)
+    assert value(found, "postgit_instances", status="pending") == 1
+    assert value(found, "postgit_oldest_due_instance_age_seconds") == 0
+
+
 async def test_a_database_that_does_not_answer_leaves_its_series_out_but_metrics_answer(database_url):
     with tcp_proxy(database_url) as proxy:
         async with serving(proxy.url_for(database_url)) as server, httpx.AsyncClient(base_url=server.url) as client:

@@ -6,6 +6,7 @@ Routes (any method):
 - ``/flaky/<name>/<failures>``: 500 for the first ``failures`` requests of ``name``, then 200.
 - ``/unavailable/<name>/<failures>/...``: 503 for the first ``failures`` requests of that path, then 200.
 - ``/redirect?to=<url>``: 302 to that URL.
+- ``/sleep/<ms>/<name>``: answers 200 after ``ms`` milliseconds (a step that takes a while).
 - ``/block/<name>``: holds the first request of ``name`` open until the test releases it (later requests answer
   at once), so a test can kill a worker while a step is in flight.
 - ``/echo/<status>/<json|text>/...``: that status, with the request (its line, URL, decoded path and query, headers
@@ -35,6 +36,8 @@ class Recorded:
     body: bytes
     at: float = 0.0
     """time.time() when the request arrived."""
+    ended_at: float | None = None
+    """time.time() when its answer was sent (None: not yet, or the client went away first)."""
 
 
 @dataclass
@@ -86,8 +89,9 @@ def start_recording_server(host: str = "127.0.0.1", port: int = 0) -> RecordingS
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            recorded = Recorded(self.command, self.path, dict(self.headers), body, time.time())
             with server.lock:
-                server.requests.append(Recorded(self.command, self.path, dict(self.headers), body, time.time()))
+                server.requests.append(recorded)
                 server.counts[self.path] += 1
                 count = server.counts[self.path]
             parts = urlsplit(self.path).path.strip("/").split("/")
@@ -98,6 +102,8 @@ def start_recording_server(host: str = "127.0.0.1", port: int = 0) -> RecordingS
                 status = 500 if count <= int(parts[2]) else 200
             elif parts[0] == "unavailable":
                 status = 503 if count <= int(parts[2]) else 200
+            elif parts[0] == "sleep":
+                time.sleep(int(parts[1]) / 1000)
             elif parts[0] == "block":
                 server.arrival(parts[1]).set()
                 if count == 1:
@@ -119,6 +125,7 @@ def start_recording_server(host: str = "127.0.0.1", port: int = 0) -> RecordingS
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+                recorded.ended_at = time.time()
             except OSError:
                 pass  # the client (a killed worker) went away
 

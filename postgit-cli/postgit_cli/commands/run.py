@@ -18,6 +18,7 @@ from postgit_cli.events import follow_events
 from postgit_cli.times import moment, seconds
 
 SUCCESS_STATUS = "completed"
+MIN_PRIORITY, MAX_PRIORITY = 1, 5
 
 
 def run(
@@ -70,16 +71,27 @@ def run(
             show_default=False,
         ),
     ] = None,
+    priority: Annotated[
+        int | None,
+        typer.Option(
+            "--priority",
+            metavar="1-5",
+            help="1 is claimed first, 5 last (default 3): workers take due instances by priority, then due time.",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Start an instance of WORKFLOW and print its id; with --input @FILE.jsonl, one instance per line."""
     start_at = start_time(at, delay)
+    if priority is not None and not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise UsageError(f"--priority: must be a whole number from {MIN_PRIORITY} (first) to {MAX_PRIORITY} (last)")
     if is_jsonl(input_value):
         assert input_value is not None
         if watch:
             raise UsageError("--watch follows one instance; it cannot follow the instances of a JSONL file")
         with Client() as client:
-            outcome = start_from_file(client, workflow, input_value, idempotency_key, start_at)
+            outcome = start_from_file(client, workflow, input_value, idempotency_key, start_at, priority)
         output.warn_all(outcome.as_json())
         if json_output:
             output.print_json(outcome.as_json())
@@ -90,7 +102,9 @@ def run(
         return
     run_input = parse_input(input_value)
     with Client() as client:
-        handle = client.start(workflow, run_input, idempotency_key=idempotency_key, start_at=start_at)
+        handle = client.start(
+            workflow, run_input, idempotency_key=idempotency_key, start_at=start_at, priority=priority
+        )
         output.warn_all(handle.started or {})
         if not watch:
             started = handle.started or {"id": handle.id}

@@ -116,6 +116,16 @@ class Store:
         """``{"name", "version", "plugins"}`` of the latest version of every workflow."""
         return await self._fetch_all("latest_workflow_plugins", {})
 
+    async def take_rate_token(self, key: str, per_second: float) -> datetime:
+        """Reserve the earliest token of a rate-limit key; when it is due (now, or later when the key is busy)."""
+        row = await self._fetch_one("take_rate_token", {"key": key, "per_second": float(per_second)})
+        assert row is not None
+        return row["due_at"]
+
+    async def purge_rate_limits(self, *, limit: int) -> int:
+        """Delete up to ``limit`` rate-limit keys idle for a minute (they behave as new ones); how many."""
+        return len(await self._fetch_all("purge_rate_limits", {"limit": limit}))
+
     async def latest_version(self, name: str) -> int | None:
         """The number of the workflow's latest version; None when it has none."""
         row = await self._fetch_one("latest_version", {"name": name})

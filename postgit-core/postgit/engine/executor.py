@@ -85,6 +85,7 @@ class Executor:
         self.steps = PluginSteps(registry, threads, store, self.deadlines, watchdog, clock, lease_seconds=lease_seconds)
         # tracer_provider: OpenTelemetry's; None for the global one (steps are traced only when one is configured)
         self.steps.tracer = engine_tracer(tracer_provider)
+        self.steps.rate_tokens = store.take_rate_token
         self.waits = EngineNodes(store, WorkflowService(store, registry), clock)
         self.on_timer = on_timer
         self.node_types = frozenset(registry) | ENGINE_TYPES | {ANY_WORKER}

@@ -61,6 +61,8 @@ class Retention:
                 pass
             while await self.store.purge_audit(retention_seconds=self.retention_seconds, limit=PURGE_BATCH):
                 pass
+        while await self.store.purge_rate_limits(limit=PURGE_BATCH):
+            pass
         if total:
             log.info("retention: deleted %d finished instances", total)
         return total

@@ -12,6 +12,7 @@ import inspect
 import logging
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from postgit.registry import NodeRegistry
 from postgit.resolve import resolve_params
 from postgit.runs import LeafRecord
 from postgit.step_logs import StepLogBuffer
+from postgit.templating import TemplateProblem, render_template
 from postgit.tracing import InstanceTrace, step_span
 
 log = logging.getLogger("postgit.worker")
@@ -147,6 +149,10 @@ def suspended(run: ReadyRun, started_at: datetime, until: datetime | None, **fie
     return StepResult(run, "suspended", started_at, None, due_at=until, **fields)
 
 
+RATE_DEFERRED = "postgit.rate_deferred"
+"""Marks a step deferred until the rate-limit token it reserved is due (in its step row's ``resume``)."""
+
+
 class PluginSteps:
     """Runs leaf runs of plugin node types: resolve the params, call the handler, map its outcome."""
 
@@ -170,6 +176,8 @@ class PluginSteps:
         self.outbox = outbox
         self._loggers: dict[str, logging.Logger] = {}
         self._async: dict[str, bool] = {}
+        self.rate_tokens: Callable[[str, float], Awaitable[datetime]] | None = None
+        """Reserves a token of a rate-limit key and says when it is due (``Store.take_rate_token``); None: no limits."""
         self.tracer: Any = None
         """The OpenTelemetry tracer of step spans (:func:`postgit.tracing.engine_tracer`); None: no spans."""
 
@@ -210,14 +218,19 @@ class PluginSteps:
         clock = self.clock
         started_at = clock.now()
         record = run.record if run.record is not None and run.record.status == "suspended" else None
+        resume = (record.resume or {}) if record else {}
+        suspended_until = record.due_at if record else None
+        if resume.get(RATE_DEFERRED):  # deferred for a rate-limit token, now due: the handler's own suspension
+            until = resume.get("suspended_until")
+            suspended_until = datetime.fromisoformat(until) if until else None
         ctx = StepContext(
             instance_id=instance_id,
             node_id=node.id,
             attempt=run.attempt,
             idempotency_key=f"{instance_id}:{run.key}",
             logger=logger,
-            resume=(record.resume or {}).get("data") if record else None,
-            suspended_until=record.due_at if record else None,
+            resume=resume.get("data"),
+            suspended_until=suspended_until,
             outbox=self.outbox,
             run_key=run.key,
             clock=clock,
@@ -230,6 +243,13 @@ class PluginSteps:
             params = resolve_params(node, node_type.params, variables, secrets)
             params_json = params.model_dump(mode="json")
             common["params"] = params_json
+            if node.rate_limit is not None and self.rate_tokens is not None and not resume.get(RATE_DEFERRED):
+                due = await self._take_rate_token(node.rate_limit, variables)
+                if due > clock.now():  # wait for the token reserved: the run is due again then
+                    deferred = {"until": due.isoformat(), "data": resume.get("data"), RATE_DEFERRED: True}
+                    if suspended_until is not None:
+                        deferred["suspended_until"] = suspended_until.isoformat()
+                    return suspended(run, started_at, due, resume=deferred, **common)
             result = await self._call(node_type, node.timeout, ctx, params, task)
             if isinstance(result, Suspended):
                 until = self._wake_time(result, node_type)
@@ -255,6 +275,15 @@ class PluginSteps:
                 exc_info=not secrets,  # a traceback's locals and messages could show a secret
             )
             return failed(run, started_at, failure, retry_delay=self._delay(run, node_type), now=clock.now(), **common)
+
+    async def _take_rate_token(self, rate_limit: dict[str, Any], variables: dict[str, Any]) -> datetime:
+        """Reserve a token of the node's rate-limit key (rendered over ``variables``); when it is due."""
+        try:
+            key = render_template(rate_limit["key"], variables)
+        except TemplateProblem as exc:
+            raise FatalError(f"rateLimit.key: {exc}") from None
+        assert self.rate_tokens is not None
+        return await self.rate_tokens(key, rate_limit["perSecond"])
 
     def _wake_time(self, result: Suspended, node_type: NodeType) -> datetime:
         """``result.until``, or FatalError when it cannot be meant: no time zone, or long past (a tight loop)."""

@@ -79,7 +79,13 @@ async def start_instance(
         key = idempotency_key
     start_at = parse_moment("start_at", body.start_at) if body.start_at is not None else None
     row, created = await service.start(
-        name, body.input, idempotency_key=key, version=body.version, traceparent=traceparent, start_at=start_at
+        name,
+        body.input,
+        idempotency_key=key,
+        version=body.version,
+        traceparent=traceparent,
+        start_at=start_at,
+        priority=body.priority,
     )
     note(request, instance=str(row["id"]), created=created)
     # the hot path: encoded here, once, rather than validated against StartResponse again and then encoded
@@ -121,7 +127,13 @@ async def start_batch(
     """
     start_at = parse_moment("start_at", body.start_at) if body.start_at is not None else None
     items = [
-        StartItem(item.input, item.idempotency_key, traceparent=traceparent, start_at=start_at)
+        StartItem(
+            item.input,
+            item.idempotency_key,
+            traceparent=traceparent,
+            start_at=start_at,
+            priority=item.priority if item.priority is not None else body.priority,
+        )
         for item in body.instances
     ]
     outcomes = await service.start_many(name, items, version=body.version)

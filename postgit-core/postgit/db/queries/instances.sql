@@ -6,7 +6,8 @@ WITH items AS (
     SELECT * FROM jsonb_to_recordset(%(items)s::jsonb) AS x(
         id uuid, workflow text, version int, latest boolean, state jsonb, current_node text, node_types text[],
         idempotency_key text, timeout double precision, parent_id uuid, parent_run_key text,
-        cancel_with_parent boolean, traceparent text, start_at timestamptz, wait_reason text)
+        cancel_with_parent boolean, traceparent text, start_at timestamptz, wait_reason text, priority smallint,
+        concurrency_key text, concurrency_limit int, concurrency_strategy text)
 ), latest AS (
     SELECT name, max(version) AS version FROM postgit.workflows
     WHERE name IN (SELECT workflow FROM items WHERE latest) GROUP BY name
@@ -15,19 +16,25 @@ WITH items AS (
 ), created AS (
     INSERT INTO postgit.instances (id, workflow, version, status, state, current_node, node_type, node_types, run_at,
                                    idempotency_key, deadline_at, parent_id, parent_run_key, cancel_with_parent,
-                                   traceparent, wait_reason)
+                                   traceparent, wait_reason, priority, concurrency_key, concurrency_limit,
+                                   concurrency_strategy)
     SELECT x.id, x.workflow, x.version, 'pending', x.state, x.current_node, x.node_types[1], x.node_types,
            greatest(now(), COALESCE(x.start_at, now())), x.idempotency_key,
            greatest(now(), COALESCE(x.start_at, now())) + make_interval(secs => x.timeout), x.parent_id,
-           x.parent_run_key, COALESCE(x.cancel_with_parent, true), x.traceparent, x.wait_reason
+           x.parent_run_key, COALESCE(x.cancel_with_parent, true), x.traceparent, x.wait_reason,
+           COALESCE(x.priority, 3), x.concurrency_key, x.concurrency_limit, x.concurrency_strategy
     FROM items x WHERE x.id NOT IN (SELECT id FROM stale)
     ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id, workflow, version, status, node_types, run_at
+    -- as the concurrency trigger left it: holding a slot, waiting for one, or cancelled (cancel_newest)
+    RETURNING id, workflow, version, status, node_types, run_at, awaiting_slot, error
 ), logged AS (
     INSERT INTO postgit.events (instance_id, kind, data)
     SELECT c.id, 'instance_created', jsonb_build_object('workflow', c.workflow, 'version', c.version)
         || CASE WHEN c.run_at > now() THEN jsonb_build_object('starts_at', c.run_at) ELSE '{}'::jsonb END
     FROM created c
+    UNION ALL
+    SELECT c.id, 'instance_cancelled', jsonb_build_object('reason', c.error ->> 'message')
+    FROM created c WHERE c.status = 'cancelled'
 )
 SELECT 'created' AS outcome, id, status, NULL::text AS idempotency_key FROM created
 UNION ALL
@@ -38,7 +45,8 @@ SELECT 'stale', id, NULL, NULL FROM stale
 UNION ALL
 SELECT 'notified', NULL, NULL, NULL
 FROM (SELECT pg_notify('postgit_work', string_agg(DISTINCT node_type, ',')) AS sent
-      FROM created, unnest(created.node_types) AS node_type WHERE created.run_at <= now() HAVING count(*) > 0) notify;
+      FROM created, unnest(created.node_types) AS node_type
+      WHERE created.run_at <= now() AND NOT created.awaiting_slot HAVING count(*) > 0) notify;
 
 -- name: instances_by_keys
 -- The instances started earlier with these idempotency keys.
@@ -48,7 +56,8 @@ SELECT id, status, idempotency_key FROM postgit.instances WHERE idempotency_key 
 -- One instance.
 SELECT id, workflow, version, status, state, current_node, node_type, node_types, attempt, run_at, lease_owner,
        lease_expires_at, idempotency_key, error, wait_reason, deadline_at, parent_id, parent_run_key,
-       paused_at, pause_reason, retries, created_at, updated_at, finished_at
+       paused_at, pause_reason, retries, priority, concurrency_key, holds_slot, awaiting_slot, created_at,
+       updated_at, finished_at
 FROM postgit.instances WHERE id = %(id)s;
 
 -- name: list_instances
@@ -73,13 +82,19 @@ FROM postgit.instances WHERE parent_id = %(id)s ORDER BY created_at, id;
 -- expired (its worker stopped) gets a `lease_expired` event, and a `step_interrupted` event for each step whose
 -- latest logged attempt started and never ended: that attempt runs again.
 WITH due AS (
-    SELECT id, lease_owner AS lost_by, lease_expires_at AS lost_at, running_runs, run_at AS due_at
-    FROM postgit.instances
-    WHERE status IN ('pending', 'running', 'waiting') AND paused_at IS NULL AND run_at <= now()
-      AND (node_types && %(node_types)s::text[] OR deadline_at <= now())
-    ORDER BY run_at
+    -- by priority, then due time: one range of the claim index per priority, read only while the limit is not met
+    SELECT d.* FROM unnest('{1,2,3,4,5}'::smallint[]) AS p(priority)
+    CROSS JOIN LATERAL (
+        SELECT id, lease_owner AS lost_by, lease_expires_at AS lost_at, running_runs, run_at AS due_at
+        FROM postgit.instances
+        WHERE priority = p.priority AND status IN ('pending', 'running', 'waiting') AND paused_at IS NULL
+          AND NOT awaiting_slot AND run_at <= now()
+          AND (node_types && %(node_types)s::text[] OR deadline_at <= now())
+        ORDER BY run_at
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) d
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
 ), lapsed AS (
     SELECT id, lost_by, lost_at FROM due WHERE lost_by IS NOT NULL
 ), interruptions AS (
@@ -325,14 +340,18 @@ SELECT id FROM cancelled;
 
 -- name: next_run_at
 -- When the earliest active instance this worker could claim is due: by its node types (the claim index, in run_at
--- order), or by its deadline (the earliest deadlines only: a hint for waking up, the fallback poll does the rest).
+-- order per priority), or by its deadline (the earliest deadlines only: a hint for waking up, the fallback poll does the rest).
 SELECT least(
-    (SELECT min(run_at) FROM postgit.instances
-     WHERE status IN ('pending', 'running', 'waiting') AND paused_at IS NULL
-       AND node_types && %(node_types)s::text[]),
+    (SELECT min(soonest.run_at) FROM unnest('{1,2,3,4,5}'::smallint[]) AS p(priority)
+     CROSS JOIN LATERAL (
+        SELECT run_at FROM postgit.instances
+        WHERE priority = p.priority AND status IN ('pending', 'running', 'waiting') AND paused_at IS NULL
+          AND NOT awaiting_slot AND node_types && %(node_types)s::text[]
+        ORDER BY run_at LIMIT 1) AS soonest),
     (SELECT min(greatest(run_at, deadline_at)) FROM (
         SELECT run_at, deadline_at FROM postgit.instances
         WHERE status IN ('pending', 'running', 'waiting') AND deadline_at IS NOT NULL AND paused_at IS NULL
+          AND NOT awaiting_slot
         ORDER BY deadline_at LIMIT 100) AS soonest)
 ) AS run_at;
 

@@ -8,6 +8,7 @@ SELECT set_config('statement_timeout', %(ms)s::text, true);
 SELECT (SELECT jsonb_object_agg(s.status, (SELECT count(*) FROM postgit.instances i WHERE i.status = s.status))
         FROM unnest(%(statuses)s::text[]) AS s(status)) AS instances,
        (SELECT extract(epoch FROM now() - min(run_at))::float8 FROM postgit.instances
-        WHERE status IN ('pending', 'running', 'waiting') AND run_at <= now()) AS oldest_due_seconds,
+        WHERE status IN ('pending', 'running', 'waiting') AND run_at <= now() AND NOT awaiting_slot)
+           AS oldest_due_seconds,
        (SELECT count(*) FROM postgit.workers
         WHERE heartbeat_at > now() - make_interval(secs => %(within_seconds)s)) AS live_workers;
