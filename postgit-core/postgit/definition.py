@@ -37,6 +37,14 @@ ENGINE_TYPES = frozenset({"WaitForEvent", "SubWorkflow"})
 ANY_WORKER = "postgit.any"
 """A claim type every worker has: for an instance whose next move needs only the engine (a decision, a timeout)."""
 
+DEFAULT_QUEUE = "default"
+"""The queue of a leaf node that names none (and whose workflow names none)."""
+ANY_QUEUE = "*"
+"""The queue every worker serves: for an instance whose next move needs only the engine (never a queue's name)."""
+QUEUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+QUEUE_NAME = re.compile(QUEUE_PATTERN)
+QUEUE_NAME_RULE = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
 REF_KEY = "$ref"
 REF_DEFAULT_KEY = "default"
 SECRET_KEY = "$secret"  # noqa: S105 - a JSON key, not a password
@@ -76,6 +84,8 @@ class NodeSpec:
     timeout: float | None = None
     children: tuple[NodeSpec, ...] = ()
     roles: tuple[str, ...] = ()
+    queue: str | None = None
+    """The queue of a leaf node: only workers that serve it run the node (None: the workflow's queue)."""
 
     @property
     def is_control(self) -> bool:
@@ -111,6 +121,8 @@ class NodeSpec:
             out["retry"] = self.retry.to_json()
         if self.timeout is not None:
             out["timeout"] = self.timeout
+        if self.queue is not None:
+            out["queue"] = self.queue
         return out
 
     def _control_json(self) -> dict[str, Any]:
@@ -159,6 +171,7 @@ class NodeSpec:
             timeout=data.get("timeout"),
             children=tuple(children),
             roles=tuple(roles),
+            queue=data.get("queue"),
         )
 
 
@@ -190,12 +203,14 @@ class WorkflowDefinition:
         timeout: seconds an instance may run from its start; past it, the instance fails.
         input_schema: a JSON Schema the input of every start must satisfy.
         retention: seconds a finished instance is kept, instead of the workers' ``POSTGIT_RETENTION``.
+        queue: the queue of the leaf nodes that name none (None: ``default``).
     """
 
     root: NodeSpec
     timeout: float | None = None
     input_schema: dict[str, Any] | None = None
     retention: float | None = None
+    queue: str | None = None
     nodes: dict[str, NodeSpec] = field(init=False, repr=False, compare=False)
     parents: dict[str, str] = field(init=False, repr=False, compare=False)
     in_loop: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -215,24 +230,32 @@ class WorkflowDefinition:
 
     def to_json(self) -> dict[str, Any]:
         """The bare root node, or ``{"root": ..., "timeout": ..., ...}`` when settings are given."""
-        if self.timeout is None and self.input_schema is None and self.retention is None:
+        if self.timeout is None and self.input_schema is None and self.retention is None and self.queue is None:
             return self.root.to_json()
-        return wrap_root(self.root.to_json(), self.timeout, self.input_schema, self.retention)
+        return wrap_root(self.root.to_json(), self.timeout, self.input_schema, self.retention, self.queue)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WorkflowDefinition:
         if is_wrapped(data):
             return cls(
-                NodeSpec.from_json(data["root"]), data.get("timeout"), data.get("inputSchema"), data.get("retention")
+                NodeSpec.from_json(data["root"]),
+                data.get("timeout"),
+                data.get("inputSchema"),
+                data.get("retention"),
+                data.get("queue"),
             )
         return cls(NodeSpec.from_json(data))
+
+    def queue_of(self, node: NodeSpec) -> str:
+        """The queue whose workers run ``node``: its own, else the workflow's, else ``default``."""
+        return node.queue or self.queue or DEFAULT_QUEUE
 
     def node_types(self) -> set[str]:
         """The plugin node types this definition uses."""
         return {node.type for node in self.root.walk() if not node.is_control and not node.is_engine_leaf}
 
 
-WORKFLOW_KEYS = frozenset({"root", "timeout", "inputSchema", "retention"})
+WORKFLOW_KEYS = frozenset({"root", "timeout", "inputSchema", "retention", "queue"})
 
 
 def wrap_root(
@@ -240,9 +263,10 @@ def wrap_root(
     timeout: float | None = None,
     input_schema: dict[str, Any] | None = None,
     retention: float | None = None,
+    queue: str | None = None,
 ) -> dict[str, Any]:
     """The ``{"root": ..., ...}`` form of a definition, with the settings that are given."""
-    settings = {"timeout": timeout, "inputSchema": input_schema, "retention": retention}
+    settings = {"timeout": timeout, "inputSchema": input_schema, "retention": retention, "queue": queue}
     return {"root": root, **{key: value for key, value in settings.items() if value is not None}}
 
 

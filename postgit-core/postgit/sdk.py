@@ -60,8 +60,9 @@ def ref(path: str, default: Any = _NO_DEFAULT) -> Ref:
 class Node:
     """A node of any type: ``Node("HitEndpoint", id="fetch", url="...", assign_to="$.result")``.
 
-    ``assign_to``, ``retry`` (a :class:`RetryPolicy` or a dict such as ``{"maxAttempts": 5}``) and ``timeout``
-    (seconds) configure the node itself; every other keyword is a param of the node type.
+    ``assign_to``, ``retry`` (a :class:`RetryPolicy` or a dict such as ``{"maxAttempts": 5}``), ``timeout``
+    (seconds) and ``queue`` (only workers serving that queue run the node, see ``POSTGIT_QUEUES``) configure the
+    node itself; every other keyword is a param of the node type.
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class Node:
         assign_to: str | None = None,
         retry: RetryPolicy | dict[str, Any] | None = None,
         timeout: float | None = None,
+        queue: str | None = None,
         **params: Any,
     ):
         self.type = type
@@ -80,6 +82,7 @@ class Node:
         self.assign_to = assign_to
         self.retry = RetryPolicy.model_validate(retry) if isinstance(retry, dict) else retry
         self.timeout = timeout
+        self.queue = queue
         self.params = params
 
     def to_json(self) -> dict[str, Any]:
@@ -91,6 +94,7 @@ class Node:
             assign_to=self.assign_to,
             retry=self.retry,
             timeout=self.timeout,
+            queue=self.queue,
         ).to_json()
 
     def __repr__(self) -> str:
@@ -226,7 +230,13 @@ class Try(_Control):
 
 
 def WaitForEvent(
-    *, id: str, event: str, key: str | None = None, timeout: float | None = None, assign_to: str | None = None
+    *,
+    id: str,
+    event: str,
+    key: str | None = None,
+    timeout: float | None = None,
+    assign_to: str | None = None,
+    queue: str | None = None,
 ) -> Node:
     """Wait for an event named ``event``; the output is ``{"timed_out": bool, "data": ...}``.
 
@@ -234,7 +244,7 @@ def WaitForEvent(
     template such as ``"{{ input.order_id }}"``) to every instance waiting on that name and key
     (``pst event send --key KEY NAME``). An event sent before the wait begins is kept for it.
     """
-    node = Node("WaitForEvent", id=id, assign_to=assign_to, event=event)
+    node = Node("WaitForEvent", id=id, assign_to=assign_to, queue=queue, event=event)
     if key is not None:
         node.params["key"] = key
     if timeout is not None:
@@ -251,6 +261,7 @@ def SubWorkflow(
     on_parent_cancel: str = "cancel",
     version: int | None = None,
     assign_to: str | None = None,
+    queue: str | None = None,
 ) -> Node:
     """Start one child instance of ``workflow`` and wait for it; the output is the child's final state.
 
@@ -266,7 +277,7 @@ def SubWorkflow(
         params["on_parent_cancel"] = on_parent_cancel
     if version is not None:
         params["version"] = version
-    return Node("SubWorkflow", id=id, assign_to=assign_to, **params)
+    return Node("SubWorkflow", id=id, assign_to=assign_to, queue=queue, **params)
 
 
 class Workflow:
@@ -275,7 +286,7 @@ class Workflow:
     ``timeout``: seconds an instance may run from its start before it fails. ``input_schema``: a JSON Schema
     that every start's input must satisfy (a start that does not is refused, naming the field). ``retention``:
     how long a finished instance is kept (seconds, or a duration such as ``"7d"``), instead of the workers'
-    ``POSTGIT_RETENTION``.
+    ``POSTGIT_RETENTION``. ``queue``: the queue of every step that names none (only workers serving it run them).
     """
 
     def __init__(
@@ -285,14 +296,16 @@ class Workflow:
         timeout: float | None = None,
         input_schema: dict[str, Any] | None = None,
         retention: float | str | None = None,
+        queue: str | None = None,
     ):
         self.root = root
         self.timeout = timeout
         self.input_schema = input_schema
         self.retention = parse_duration(retention) if isinstance(retention, str) else retention
+        self.queue = queue
 
     def to_json(self) -> dict[str, Any]:
-        return wrap_root(self.root.to_json(), self.timeout, self.input_schema, self.retention)
+        return wrap_root(self.root.to_json(), self.timeout, self.input_schema, self.retention, self.queue)
 
 
 def HitEndpoint(*, id: str, url: str | Ref, method: str = "GET", timeout: float | None = None, **kwargs: Any) -> Node:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from postgit.db.store import Row, Store
-from postgit.definition import ANY_WORKER, WorkflowDefinition
+from postgit.definition import ANY_QUEUE, ANY_WORKER, WorkflowDefinition
 from postgit.engine_types import EVENT_NAME_PATTERN, RESERVED_EVENT_PREFIX
 from postgit.errors import Conflict, DefinitionError, DefinitionIssue, InvalidInput, NotFound
 from postgit.interruptions import interrupted_steps, lease_expiries, with_interrupted
@@ -315,7 +315,7 @@ class WorkflowService:
             if row["status"] == "pending" and row["run_at"] is not None and row["run_at"] > datetime.now(UTC):
                 row["wait_reason"] = starts_at_reason(row["run_at"])
             elif row["status"] == "pending" and not row["wait_reason"]:
-                row["wait_reason"] = _missing_worker_reason(row["node_types"], workers)
+                row["wait_reason"] = _missing_worker_reason(row["node_types"], workers, row.get("queues"))
         definition = await self._definition(row["workflow"], row["version"])
         row.update(progress(definition, row, latest, runs, live_types))
         steps_total = len(row["steps"])
@@ -386,14 +386,22 @@ class WorkflowService:
         return await self.store.list_live_workers(LIVE_WORKER_SECONDS)
 
 
-def _missing_worker_reason(node_types: list[str], workers: list[Row]) -> str | None:
-    """Why no worker takes a pending instance whose next runs need one of ``node_types``, if none can."""
+def _missing_worker_reason(node_types: list[str], workers: list[Row], queues: list[str] | None = None) -> str | None:
+    """Why no worker takes a pending instance whose next runs need one of ``node_types`` (in one of ``queues``)."""
     wanted = [node_type for node_type in node_types if node_type != ANY_WORKER]
     if not workers:
         return "no worker is running"
-    if not wanted or any(node_type in worker["node_types"] for worker in workers for node_type in wanted):
+    if not wanted:
         return None
-    return "no live worker has node type " + " or ".join(f"'{node_type}'" for node_type in wanted)
+    able = [worker for worker in workers if any(node_type in worker["node_types"] for node_type in wanted)]
+    if not able:
+        return "no live worker has node type " + " or ".join(f"'{node_type}'" for node_type in wanted)
+    in_queues = [queue for queue in queues or () if queue != ANY_QUEUE]
+    if not in_queues or any(worker.get("queues") is None for worker in able):
+        return None
+    if any(queue in worker["queues"] for worker in able for queue in in_queues):
+        return None
+    return "no live worker serves queue " + " or ".join(f"'{queue}'" for queue in in_queues)
 
 
 def check_event(name: str, data: Any, event_id: str | None) -> None:

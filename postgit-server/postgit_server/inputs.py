@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import Header, Path, Query
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
+from postgit.definition import QUEUE_NAME_RULE, QUEUE_PATTERN
 from postgit.engine_types import RESERVED_EVENT_PREFIX
 from postgit.errors import InvalidInput
 from postgit.service import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_WORKFLOW_NAME_LENGTH, WORKFLOW_NAME_PATTERN
@@ -144,6 +145,9 @@ VersionField = Annotated[
 """A version to run: a whole number (``3`` or ``3.0``), never ``true`` or text that reads as one."""
 
 
+QUEUE_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": QUEUE_PATTERN}
+"""A queue's name (a step's or a workflow's ``queue``)."""
+
 NODE_SCHEMA: dict[str, Any] = {
     "title": "WorkflowNode",
     "type": "object",
@@ -160,6 +164,11 @@ NODE_SCHEMA: dict[str, Any] = {
             "description": "Unique in the workflow; printable characters, not only spaces",
         },
         "type": {"type": "string", "minLength": 1},
+        "queue": {
+            **QUEUE_SCHEMA,
+            "description": f"A step's queue: only workers serving it run the step (POSTGIT_QUEUES); {QUEUE_NAME_RULE}; "
+            "control-flow nodes take none",
+        },
     },
 }
 WORKFLOW_SCHEMA: dict[str, Any] = {
@@ -181,6 +190,10 @@ WORKFLOW_SCHEMA: dict[str, Any] = {
             "anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RETENTION}, {"type": "null"}],
             "description": "Seconds a finished instance is kept, instead of the workers' POSTGIT_RETENTION",
         },
+        "queue": {
+            "anyOf": [QUEUE_SCHEMA, {"type": "null"}],
+            "description": f"The queue of the steps that name none (default: `default`); {QUEUE_NAME_RULE}",
+        },
     },
     "additionalProperties": False,
 }
@@ -193,10 +206,10 @@ DefinitionField = Annotated[
     WithJsonSchema(
         {
             "description": (
-                "The workflow: its root node, or `{root, timeout, inputSchema, retention}`. Every node is checked when "
-                "it is deployed (its type, params, templates and what it reads); a definition that does not pass "
-                "answers 422 with `issues`. At most 1 MB of JSON, 5,000 nodes, 50 levels deep; no string in it may "
-                "hold the NUL character \\u0000"
+                "The workflow: its root node, or `{root, timeout, inputSchema, retention, queue}`. Every node is "
+                "checked when it is deployed (its type, params, templates and what it reads); a definition that does "
+                "not pass answers 422 with `issues`. At most 1 MB of JSON, 5,000 nodes, 50 levels deep; no string in "
+                "it may hold the NUL character \\u0000"
             ),
             "oneOf": [NODE_SCHEMA, WORKFLOW_SCHEMA],
         }
