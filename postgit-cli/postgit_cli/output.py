@@ -772,7 +772,7 @@ class EventPrinter:
 
 
 def _operation(kind: str, node: str, data: dict[str, Any]) -> Text | None:
-    """The line of an operation's event: a worker lost under a step, a pause, a resume, a retry."""
+    """The line of an operation's event: a worker lost under a step, a pause, a resume, a retry, a compaction."""
     if kind == "worker_lost":
         after = "; the attempt counts as failed" + ("" if data.get("retried") else ", and it was the last")
         attempt = data.get("attempt", "?")
@@ -781,6 +781,9 @@ def _operation(kind: str, node: str, data: dict[str, Any]) -> Text | None:
     if kind in ("instance_paused", "instance_resumed"):
         reason = f": {data['reason']}" if data.get("reason") and data["reason"] != "paused" else ""
         return Text.assemble("instance ", (kind.removeprefix("instance_"), "yellow"), reason)
+    if kind == "events_compacted":
+        counted = data.get("events")
+        return Text(f"{counted} earlier events compacted: the log keeps an instance's first and latest", style="dim")
     if kind == "instance_retried":
         start = f"from node {data['from']}" if data.get("from") else "from where it failed"
         return Text.assemble("instance ", ("retried", "yellow"), f" {start}, on version {data.get('version')}")
