@@ -45,6 +45,12 @@ QUEUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 QUEUE_NAME = re.compile(QUEUE_PATTERN)
 QUEUE_NAME_RULE = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
+
+def lane(queue: str, node_type: str) -> str:
+    """What a worker must serve to run a run: its queue and its node type, ``gpu:HitEndpoint`` (no queue has a ':')."""
+    return f"{queue}:{node_type}"
+
+
 REF_KEY = "$ref"
 REF_DEFAULT_KEY = "default"
 SECRET_KEY = "$secret"  # noqa: S105 - a JSON key, not a password

@@ -315,7 +315,7 @@ class WorkflowService:
             if row["status"] == "pending" and row["run_at"] is not None and row["run_at"] > datetime.now(UTC):
                 row["wait_reason"] = starts_at_reason(row["run_at"])
             elif row["status"] == "pending" and not row["wait_reason"]:
-                row["wait_reason"] = _missing_worker_reason(row["node_types"], workers, row.get("queues"))
+                row["wait_reason"] = _missing_worker_reason(row["node_types"], workers, row.get("lanes"))
         definition = await self._definition(row["workflow"], row["version"])
         row.update(progress(definition, row, latest, runs, live_types))
         steps_total = len(row["steps"])
@@ -386,22 +386,32 @@ class WorkflowService:
         return await self.store.list_live_workers(LIVE_WORKER_SECONDS)
 
 
-def _missing_worker_reason(node_types: list[str], workers: list[Row], queues: list[str] | None = None) -> str | None:
-    """Why no worker takes a pending instance whose next runs need one of ``node_types`` (in one of ``queues``)."""
+def _missing_worker_reason(node_types: list[str], workers: list[Row], lanes: list[str] | None = None) -> str | None:
+    """Why no worker takes a pending instance whose next runs need one of ``node_types``, if none can.
+
+    ``lanes``: the queue and node type of each of those runs (``gpu:HitEndpoint``; ``*`` for any).
+    """
     wanted = [node_type for node_type in node_types if node_type != ANY_WORKER]
     if not workers:
         return "no worker is running"
-    if not wanted:
+    if not wanted or any(
+        worker.get("queues") is None and set(wanted) & set(worker["node_types"]) for worker in workers
+    ):
         return None
-    able = [worker for worker in workers if any(node_type in worker["node_types"] for node_type in wanted)]
-    if not able:
+    if not any(set(wanted) & set(worker["node_types"]) for worker in workers):
         return "no live worker has node type " + " or ".join(f"'{node_type}'" for node_type in wanted)
-    in_queues = [queue for queue in queues or () if queue != ANY_QUEUE]
-    if not in_queues or any(worker.get("queues") is None for worker in able):
+    pairs = [tuple(item.split(":", 1)) for item in lanes or () if ":" in item]
+    if not pairs or ANY_QUEUE in (lanes or ()):
         return None
-    if any(queue in worker["queues"] for worker in able for queue in in_queues):
+    if any(queue in (worker.get("queues") or ()) and node_type in worker["node_types"]
+           for queue, node_type in pairs for worker in workers):  # fmt: skip
         return None
-    return "no live worker serves queue " + " or ".join(f"'{queue}'" for queue in in_queues)
+    queues = sorted({queue for queue, _ in pairs})
+    if not any(queue in (worker.get("queues") or ()) for queue in queues for worker in workers):
+        return "no live worker serves queue " + " or ".join(f"'{queue}'" for queue in queues)
+    return "no live worker serving its queue has its node type: " + ", ".join(
+        f"queue '{queue}' with node type '{node_type}'" for queue, node_type in sorted(set(pairs))
+    )
 
 
 def check_event(name: str, data: Any, event_id: str | None) -> None:

@@ -25,7 +25,7 @@ import referencing.exceptions
 from postgit.db.ids import uuid7
 from postgit.db.store import Store
 from postgit.decider import Decider
-from postgit.definition import ANY_QUEUE, ANY_WORKER, WorkflowDefinition
+from postgit.definition import ANY_QUEUE, ANY_WORKER, WorkflowDefinition, lane
 from postgit.jsontext import Unstorable, storable_json
 from postgit.runs import RunView
 from postgit.tracing import valid_traceparent
@@ -118,7 +118,7 @@ class NewInstance:
     input_bytes: int
     current_node: str | None
     node_types: list[str]
-    queues: list[str]
+    lanes: list[str]
     idempotency_key: str | None
     timeout: float | None
     parent: tuple[uuid.UUID, str, bool] | None
@@ -134,7 +134,7 @@ class NewInstance:
             "latest": self.latest,
             "current_node": self.current_node,
             "node_types": self.node_types,
-            "queues": self.queues,
+            "lanes": self.lanes,
             "idempotency_key": self.idempotency_key,
             "timeout": self.timeout,
         }
@@ -211,7 +211,8 @@ def prepare(deployed: Deployed, item: StartItem, latest: bool, now: datetime) ->
         input_bytes=size,
         current_node=plan.ready[0].node.id if plan.ready else None,
         node_types=sorted({run.node.type for run in plan.ready}) or [ANY_WORKER],
-        queues=sorted({deployed.definition.queue_of(run.node) for run in plan.ready}) or [ANY_QUEUE],
+        lanes=sorted({lane(deployed.definition.queue_of(run.node), run.node.type) for run in plan.ready})
+        or [ANY_QUEUE],
         idempotency_key=item.idempotency_key,
         timeout=deployed.definition.timeout,
         parent=item.parent,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from postgit import ForEach, HitEndpoint, Sequence, Workflow
+from postgit import ForEach, HitEndpoint, Node, Parallel, Sequence, Workflow
 from tests.support.processes import script, start_worker, worker_env
 from tests.support.waiting import wait_for
 
@@ -122,3 +122,26 @@ def test_a_bad_postgit_queues_stops_the_worker_at_start_up(database_url):
     assert done.stderr.strip().splitlines() == [
         "postgit-worker: POSTGIT_QUEUES='gpu,,cpu' has an empty queue name: list names separated by commas"
     ]
+
+
+async def test_a_worker_claims_only_an_instance_with_a_run_of_its_queues_and_node_types(service, store):
+    flow = Parallel(
+        id="both",
+        branches={"cpu": Node("Noop", id="cpu"), "gpu": Node("Shout", id="gpu", queue="gpu", text="x")},
+    )
+    await service.deploy("both", flow.to_json())
+    (started, _) = await service.start("both", {})
+    instance = await store.get_instance(started["id"])
+    assert instance["lanes"] == ["default:Noop", "gpu:Shout"]
+
+    async def claim(node_types: list[str], queues: list[str] | None) -> list:
+        return await store.claim_instances(
+            worker_id="w", node_types=node_types, limit=10, lease_seconds=30, queues=queues
+        )
+
+    # it serves gpu and has Noop, but the gpu run needs Shout and the Noop run is in default: it could run nothing
+    assert await claim(["Noop"], ["gpu"]) == []
+    assert await claim(["Shout"], ["default"]) == []
+    assert await store.next_run_at(["Noop"], ["gpu"]) is None
+    assert await store.next_run_at(["Shout"], ["gpu"]) is not None
+    assert [row["id"] for row in await claim(["Shout"], ["gpu"])] == [started["id"]]

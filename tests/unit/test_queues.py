@@ -111,16 +111,19 @@ def worker(types: list[str], queues: list[str] | None) -> dict:
 
 
 def test_a_pending_instance_says_which_queue_no_worker_serves():
-    assert _missing_worker_reason(["Noop"], [worker(["Noop"], ["default"])], ["gpu"]) == (
+    gpu_noop = ["gpu:Noop"]
+    assert _missing_worker_reason(["Noop"], [worker(["Noop"], ["default"])], gpu_noop) == (
         "no live worker serves queue 'gpu'"
     )
-    assert _missing_worker_reason(["Noop"], [worker(["Noop"], ["gpu"])], ["gpu"]) is None
-    assert _missing_worker_reason(["Noop"], [worker(["Noop"], None)], ["gpu"]) is None
-    assert _missing_worker_reason(["Noop"], [worker(["Noop"], ["default"])], ["*"]) is None
+    assert _missing_worker_reason(["Noop"], [worker(["Noop"], ["gpu"])], gpu_noop) is None
+    assert _missing_worker_reason(["Noop"], [worker(["Noop"], None)], gpu_noop) is None
+    assert _missing_worker_reason(["postgit.any"], [worker(["Noop"], ["default"])], ["*"]) is None
     # a worker serving the queue without the node type does not count
-    assert _missing_worker_reason(["Noop"], [worker(["Noop"], ["default"]), worker(["Shout"], ["gpu"])], ["gpu"]) == (
-        "no live worker serves queue 'gpu'"
+    workers = [worker(["Noop"], ["default"]), worker(["Shout"], ["gpu"])]
+    assert _missing_worker_reason(["Noop"], workers, gpu_noop) == (
+        "no live worker serving its queue has its node type: queue 'gpu' with node type 'Noop'"
     )
-    assert _missing_worker_reason(["Shout"], [worker(["Noop"], ["gpu"])], ["gpu"]) == (
+    assert _missing_worker_reason(["Shout"], [worker(["Noop"], ["gpu"])], ["gpu:Shout"]) == (
         "no live worker has node type 'Shout'"
     )
+    assert _missing_worker_reason(["Noop"], [], gpu_noop) == "no worker is running"

@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from postgit.db.pool import with_connection_defaults
 from postgit.db.queries import load_queries
 from postgit.db.records import CommitItem
-from postgit.definition import ANY_QUEUE
+from postgit.definition import ANY_QUEUE, lane
 
 if TYPE_CHECKING:
     from postgit.starts import NewInstance
@@ -353,15 +353,15 @@ class Store:
     ) -> list[Row]:
         """Lease up to ``limit`` due instances whose next node type is in ``node_types``.
 
-        ``queues``: the queues the worker serves (None: every queue); only instances whose next runs are in one of
-        them are taken.
+        ``queues``: the queues the worker serves (None: every queue); only instances with a run in one of them, of
+        one of ``node_types``, are taken.
         """
         params = {
             "worker_id": worker_id,
             "node_types": list(node_types),
             "limit": limit,
             "lease_seconds": lease_seconds,
-            "queues": _claim_queues(queues),
+            "lanes": _claim_lanes(queues, node_types),
         }
         return await self._fetch_all("claim_instances", params)
 
@@ -393,7 +393,8 @@ class Store:
 
     async def next_run_at(self, node_types: Iterable[str], queues: Iterable[str] | None = None) -> datetime | None:
         """When the earliest instance a worker with ``node_types`` serving ``queues`` could claim is due."""
-        row = await self._fetch_one("next_run_at", {"node_types": list(node_types), "queues": _claim_queues(queues)})
+        params = {"node_types": list(node_types), "lanes": _claim_lanes(queues, node_types)}
+        row = await self._fetch_one("next_run_at", params)
         return row["run_at"] if row else None
 
     # -- workers -----------------------------------------------------------------------------------------------
@@ -633,6 +634,8 @@ def _worker_params(
     }
 
 
-def _claim_queues(queues: Iterable[str] | None) -> list[str] | None:
-    """The queues a claim matches: those served and the engine's any-queue mark; None for a worker serving all."""
-    return None if queues is None else sorted({*queues, ANY_QUEUE})
+def _claim_lanes(queues: Iterable[str] | None, node_types: Iterable[str]) -> list[str] | None:
+    """The lanes a claim matches: every served queue with every node type, and any lane; None for every queue."""
+    if queues is None:
+        return None
+    return sorted({lane(queue, node_type) for queue in queues for node_type in node_types} | {ANY_QUEUE})

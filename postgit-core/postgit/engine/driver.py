@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from postgit.clock import Clock
 from postgit.db.records import CommitItem, EventRow, RunningRun, RunRow, StepRow
 from postgit.decider import Decider, Plan, ReadyRun
-from postgit.definition import ANY_QUEUE, ANY_WORKER, WorkflowDefinition
+from postgit.definition import ANY_QUEUE, ANY_WORKER, WorkflowDefinition, lane
 from postgit.engine.committer import LOST, PAUSED
 from postgit.engine.lost_attempts import lost_attempts
 from postgit.engine.steps import StepResult, failed
@@ -208,9 +208,9 @@ class InstanceDriver:
             return f"{where} needs a worker with node type '{run.node.type}'"
         return f"{where} needs a worker serving queue '{self.definition.queue_of(run.node)}'"
 
-    def _queues(self, runs: list[Any]) -> list[str]:
-        """The queues of ``runs`` (ready or waiting runs), sorted."""
-        return sorted({self.definition.queue_of(run.node) for run in runs})
+    def _lanes(self, runs: list[Any]) -> list[str]:
+        """The lanes (queue and node type) of ``runs`` (ready or waiting runs), sorted."""
+        return sorted({lane(self.definition.queue_of(run.node), run.node.type) for run in runs})
 
     def _decide(self, now: datetime) -> Plan:
         plan = self.decider.decide(self.view, now)
@@ -382,7 +382,7 @@ class InstanceDriver:
         ]
         fields: dict[str, Any] = {
             "node_types": node_types or [ANY_WORKER],
-            "queues": self._queues([*blocked, *plan.waiting]) if node_types else [ANY_QUEUE],
+            "lanes": self._lanes([*blocked, *plan.waiting]) if node_types else [ANY_QUEUE],
             "wait_reason": "; ".join(reasons)[:2000],
         }
         if blocked:
@@ -456,7 +456,7 @@ class InstanceDriver:
             "lease_token": self.held.lease_token,
             "status": status,
             "node_types": [first.node.type] if len(ready) == 1 else sorted({run.node.type for run in ready}),
-            "queues": [self.definition.queue_of(first.node)] if len(ready) == 1 else self._queues(ready),
+            "lanes": self._lanes(ready),
             "attempt": first.attempt if first else 1,
             "run_in": self.engine.lease_seconds,
             "keep_lease": status == "running",

@@ -5,7 +5,7 @@
 WITH items AS (
     SELECT * FROM jsonb_to_recordset(%(items)s::jsonb) AS x(
         id uuid, workflow text, version int, latest boolean, state jsonb, current_node text, node_types text[],
-        queues text[], idempotency_key text, timeout double precision, parent_id uuid, parent_run_key text,
+        lanes text[], idempotency_key text, timeout double precision, parent_id uuid, parent_run_key text,
         cancel_with_parent boolean, traceparent text, start_at timestamptz, wait_reason text)
 ), latest AS (
     SELECT name, max(version) AS version FROM postgit.workflows
@@ -13,11 +13,11 @@ WITH items AS (
 ), stale AS (
     SELECT x.id FROM items x JOIN latest l ON l.name = x.workflow WHERE x.latest AND x.version <> l.version
 ), created AS (
-    INSERT INTO postgit.instances (id, workflow, version, status, state, current_node, node_type, node_types, queues,
+    INSERT INTO postgit.instances (id, workflow, version, status, state, current_node, node_type, node_types, lanes,
                                    run_at, idempotency_key, deadline_at, parent_id, parent_run_key, cancel_with_parent,
                                    traceparent, wait_reason)
     SELECT x.id, x.workflow, x.version, 'pending', x.state, x.current_node, x.node_types[1], x.node_types,
-           COALESCE(x.queues, '{*}'), greatest(now(), COALESCE(x.start_at, now())), x.idempotency_key,
+           COALESCE(x.lanes, '{*}'), greatest(now(), COALESCE(x.start_at, now())), x.idempotency_key,
            greatest(now(), COALESCE(x.start_at, now())) + make_interval(secs => x.timeout), x.parent_id,
            x.parent_run_key, COALESCE(x.cancel_with_parent, true), x.traceparent, x.wait_reason
     FROM items x WHERE x.id NOT IN (SELECT id FROM stale)
@@ -46,7 +46,7 @@ SELECT id, status, idempotency_key FROM postgit.instances WHERE idempotency_key 
 
 -- name: get_instance
 -- One instance.
-SELECT id, workflow, version, status, state, current_node, node_type, node_types, queues, attempt, run_at, lease_owner,
+SELECT id, workflow, version, status, state, current_node, node_type, node_types, lanes, attempt, run_at, lease_owner,
        lease_expires_at, idempotency_key, error, wait_reason, deadline_at, parent_id, parent_run_key,
        paused_at, pause_reason, retries, created_at, updated_at, finished_at
 FROM postgit.instances WHERE id = %(id)s;
@@ -68,8 +68,8 @@ FROM postgit.instances WHERE parent_id = %(id)s ORDER BY created_at, id;
 
 -- name: claim_instances
 -- Lease up to `limit` due instances that this worker can make progress on (or that are past their deadline),
--- skipping rows other workers hold; a worker that serves some queues only (`queues` not null) takes only the
--- instances whose next runs are in one of them ('*' is in every worker's list). Each comes with the latest attempt of every leaf run, its control runs, and
+-- skipping rows other workers hold; a worker that serves some queues only (`lanes` not null: the queue and node type
+-- pairs it serves, and '*') takes only the instances with a run it can run. Each comes with the latest attempt of every leaf run, its control runs, and
 -- the events sent to it (or by the keys its runs wait on) that no run has taken yet. An instance whose lease
 -- expired (its worker stopped) gets a `lease_expired` event, and a `step_interrupted` event for each step whose
 -- latest logged attempt started and never ended: that attempt runs again.
@@ -77,7 +77,7 @@ WITH due AS (
     SELECT id, lease_owner AS lost_by, lease_expires_at AS lost_at, running_runs, run_at AS due_at
     FROM postgit.instances
     WHERE status IN ('pending', 'running', 'waiting') AND paused_at IS NULL AND run_at <= now()
-      AND ((node_types && %(node_types)s::text[] AND (%(queues)s::text[] IS NULL OR queues && %(queues)s::text[]))
+      AND ((node_types && %(node_types)s::text[] AND (%(lanes)s::text[] IS NULL OR lanes && %(lanes)s::text[]))
            OR deadline_at <= now())
     ORDER BY run_at
     LIMIT %(limit)s
@@ -147,7 +147,7 @@ SELECT id FROM postgit.instances WHERE id = ANY(%(ids)s::uuid[]) AND commit_id =
 WITH batch AS (
     SELECT * FROM jsonb_to_recordset(%(batch)s::jsonb) AS b(
         seq int, id uuid, parent_id uuid, lease_token bigint, log_only boolean, status text, state jsonb,
-        current_node text, node_type text, node_types text[], queues text[], attempt int, run_at timestamptz,
+        current_node text, node_type text, node_types text[], lanes text[], attempt int, run_at timestamptz,
         run_in double precision, keep_lease boolean, signal_seq bigint, error jsonb, wait_reason text, steps jsonb,
         runs jsonb, deliveries jsonb, events jsonb, running jsonb)
 ), updated AS (
@@ -155,7 +155,7 @@ WITH batch AS (
     SET status = b.status,
         state = COALESCE(b.state, i.state),
         current_node = b.current_node, node_type = b.node_type, node_types = b.node_types,
-        queues = COALESCE(b.queues, i.queues), attempt = b.attempt,
+        lanes = COALESCE(b.lanes, i.lanes), attempt = b.attempt,
         -- a kept lease is left as it is (the worker renews it): no indexed column changes, so the update can be
         -- a HOT update that touches no index; an instance parked while an event arrived is due again at once
         run_at = CASE WHEN b.keep_lease THEN i.run_at
@@ -330,13 +330,13 @@ WITH RECURSIVE tree AS (
 SELECT id FROM cancelled;
 
 -- name: next_run_at
--- When the earliest active instance this worker could claim is due: by its node types and queues (the claim index,
+-- When the earliest active instance this worker could claim is due: by its node types and lanes (the claim index,
 -- in run_at order), or by its deadline (the earliest deadlines only: a hint for waking up, the fallback poll does the rest).
 SELECT least(
     (SELECT min(run_at) FROM postgit.instances
      WHERE status IN ('pending', 'running', 'waiting') AND paused_at IS NULL
        AND node_types && %(node_types)s::text[]
-       AND (%(queues)s::text[] IS NULL OR queues && %(queues)s::text[])),
+       AND (%(lanes)s::text[] IS NULL OR lanes && %(lanes)s::text[])),
     (SELECT min(greatest(run_at, deadline_at)) FROM (
         SELECT run_at, deadline_at FROM postgit.instances
         WHERE status IN ('pending', 'running', 'waiting') AND deadline_at IS NOT NULL AND paused_at IS NULL
