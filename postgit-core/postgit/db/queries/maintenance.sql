@@ -54,12 +54,14 @@ SELECT id, status FROM gone;
 SELECT COALESCE((SELECT value FROM postgit.maintenance_marks WHERE name = 'events_compaction'), 0) AS after;
 
 -- name: scan_events
--- The next `window` events after `after` (written more than a few seconds ago, so that a transaction that is still
--- writing is not passed over): the last id read, and the instances among theirs that have more than `keep` events.
-WITH scanned AS (
-    SELECT id, instance_id FROM postgit.events
-    WHERE id > %(after)s AND at < now() - interval '10 seconds'
-    ORDER BY id LIMIT %(window)s
+-- The next `window` events after `after`, up to the first one written in the last 10 seconds (so that the ids of a
+-- transaction still writing are not passed over): the last id read, how many, and the instances among theirs that
+-- have more than `keep` events.
+WITH next AS (
+    SELECT id, instance_id, at FROM postgit.events WHERE id > %(after)s ORDER BY id LIMIT %(window)s
+), scanned AS (
+    SELECT id, instance_id FROM next
+    WHERE id < COALESCE((SELECT min(id) FROM next WHERE at >= now() - interval '10 seconds'), 'Infinity'::numeric)
 ), candidates AS (
     SELECT DISTINCT instance_id FROM scanned
 )
