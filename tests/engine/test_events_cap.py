@@ -7,6 +7,7 @@ import uuid
 import psycopg
 
 from postgit import ForEach, Node, Sequence
+from postgit.engine import retention as retention_module
 from postgit.engine.retention import RETENTION_LOCK_ID, Retention
 from tests.support.engine import in_process_worker, wait_finished
 
@@ -156,3 +157,24 @@ async def test_events_of_the_last_seconds_wait_for_the_next_pass(service, store,
     assert len(await kinds_of(store, row["id"])) == 51
     await age_events(database_url, row["id"])
     assert await retention(store, keep=20).compact_events() == 31
+
+
+async def test_a_pass_reads_window_after_window_and_remembers_where_it_stopped(
+    service, store, database_url, monkeypatch
+):
+    monkeypatch.setattr(retention_module, "SCAN_WINDOW", 7)
+    monkeypatch.setattr(retention_module, "SCAN_WINDOWS_PER_PASS", 1)
+    await service.deploy("long", Node("Shout", id="a", text="x").to_json())
+    ids = [(await service.start("long", {}))[0]["id"] for _ in range(3)]
+    for instance_id in ids:
+        await add_events(database_url, instance_id, ["step_completed"] * 29)
+    before = await store.events_mark()
+    # one window of 7 events a pass: the first meets every instance (their creations come first) and caps it
+    assert await retention(store, keep=10).compact_events() == 60
+    assert [len(await kinds_of(store, i)) for i in ids] == [10, 10, 10]
+    last = max([row["id"] for i in ids for row in await store.events_since(i, 0)])
+    assert before < await store.events_mark() < last
+    # the next passes go on from there, window by window, to the end
+    for _ in range(5):
+        assert await retention(store, keep=10).compact_events() == 0
+    assert await store.events_mark() == last

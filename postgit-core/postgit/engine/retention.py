@@ -9,7 +9,8 @@ The same task caps each instance's events (its activity log; the engine reads it
 never from events): an instance with more than ``events_keep`` events keeps its first tenth and its latest ones,
 and the events between are replaced by one ``events_compacted`` event that counts them by kind. It looks only at the
 instances among the events written since its last pass (a mark in the database), in windows of
-:data:`SCAN_WINDOW` events, and removes at most :data:`COMPACT_BATCH` events per statement.
+:data:`SCAN_WINDOW` events (at most :data:`SCAN_WINDOWS_PER_PASS` a pass), and removes at most
+:data:`COMPACT_BATCH` events per statement.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ RETENTION_LOCK_ID = 0x706F73746769_02
 """Advisory lock key held while purging ('postgit' in hex, then 02)."""
 PURGE_BATCH = 500
 SCAN_WINDOW = 10_000
+SCAN_WINDOWS_PER_PASS = 100
+"""A pass reads at most this many windows (a million events), so a backlog never holds up the deleting."""
 COMPACT_BATCH = 5_000
 
 
@@ -71,7 +74,7 @@ class Retention:
         tail = self.events_keep - head - 1  # one more for the compaction's own event
         after = await self.store.events_mark()
         removed = 0
-        while True:
+        for _ in range(SCAN_WINDOWS_PER_PASS):
             found = await self.store.scan_events(after=after, window=SCAN_WINDOW, keep=self.events_keep)
             if found["last_id"] is None:
                 break
