@@ -306,18 +306,17 @@ class WorkflowService:
             self.store.list_children(row["id"]),
             self.store.list_interruptions(row["id"]),
         )
-        live_types = None
+        workers = None
         if row["status"] not in ACTIVE_STATUSES:
             row["wait_reason"] = None  # what it waited for when it was cancelled
         else:
             workers = await self.live_workers()
-            live_types = {node_type for worker in workers for node_type in worker["node_types"]}
             if row["status"] == "pending" and row["run_at"] is not None and row["run_at"] > datetime.now(UTC):
                 row["wait_reason"] = starts_at_reason(row["run_at"])
             elif row["status"] == "pending" and not row["wait_reason"]:
                 row["wait_reason"] = _missing_worker_reason(row["node_types"], workers, row.get("lanes"))
         definition = await self._definition(row["workflow"], row["version"])
-        row.update(progress(definition, row, latest, runs, live_types))
+        row.update(progress(definition, row, latest, runs, workers))
         steps_total = len(row["steps"])
         steps_total = steps_total if steps_total < steps_limit else await self.store.count_steps(row["id"])
         listed = len(row["steps"])

@@ -47,6 +47,9 @@ async def test_a_gpu_step_waits_for_a_gpu_worker_and_runs_only_there(
         untouched = await service.get_instance(all_gpu_id)
         assert untouched["status"] == "pending" and untouched["steps"] == []
         assert untouched["wait_reason"] == "no live worker serves queue 'gpu'"
+        [branch] = untouched["branches"]
+        assert (branch["node_id"], branch["status"]) == ("only", "blocked")
+        assert branch["waiting_for"] == "no live worker serves queue 'gpu' with node type 'HitEndpoint'"
 
         gpu = start_worker(database_url, tmp_path, 1, POSTGIT_QUEUES="gpu")
 
