@@ -449,3 +449,16 @@ async def test_the_workers_page_shows_the_queues_each_worker_serves(client, stor
     }
     assert re.search(r'<td class="queues"><span class="type">gpu</span>', rows["gpu-box"])
     assert "every queue" in rows["any-box"] and "every queue" not in rows["gpu-box"]
+
+
+async def test_a_workflow_page_shows_each_steps_queue(client):
+    gpu = {**shout("train"), "queue": "gpu"}
+    await deploy(client, "queued", {"root": sequence(shout("fetch"), gpu), "queue": "cpu-pool"})
+    page = await client.get("/ui/workflows/queued")
+
+    def leaf(node_id: str) -> str:
+        return re.search(rf'data-node="{node_id}">(.*?)</li>', page.text, flags=re.DOTALL).group(1)
+
+    assert "queue gpu" in leaf("train") and "queue cpu-pool" in leaf("fetch")
+    await deploy(client, "plain", sequence(shout("fetch")))
+    assert 'class="queue"' not in (await client.get("/ui/workflows/plain")).text
