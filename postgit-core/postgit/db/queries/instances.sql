@@ -68,9 +68,10 @@ FROM postgit.instances WHERE parent_id = %(id)s ORDER BY created_at, id;
 
 -- name: claim_instances
 -- Lease up to `limit` due instances that this worker can make progress on (or that are past their deadline),
--- skipping rows other workers hold; a worker that serves some queues only (`lanes` not null: the queue and node type
--- pairs it serves, and '*') takes only the instances with a run it can run. Each comes with the latest attempt of every leaf run, its control runs, and
--- the events sent to it (or by the keys its runs wait on) that no run has taken yet. An instance whose lease
+-- skipping rows other workers hold; a worker that serves some queues only (`lanes` not null: the queue and node
+-- type pairs it serves, and '*') takes only the instances with a run it can run. Each comes with the latest attempt
+-- of every leaf run, its control runs, and the events sent to it (or by the keys its runs wait on) that no run has
+-- taken yet. An instance whose lease
 -- expired (its worker stopped) gets a `lease_expired` event, and a `step_interrupted` event for each step whose
 -- latest logged attempt started and never ended: that attempt runs again.
 WITH due AS (
@@ -331,7 +332,8 @@ SELECT id FROM cancelled;
 
 -- name: next_run_at
 -- When the earliest active instance this worker could claim is due: by its node types and lanes (the claim index,
--- in run_at order), or by its deadline (the earliest deadlines only: a hint for waking up, the fallback poll does the rest).
+-- in run_at order), or by its deadline (the earliest deadlines only: a hint for waking up, the fallback poll does
+-- the rest).
 SELECT least(
     (SELECT min(run_at) FROM postgit.instances
      WHERE status IN ('pending', 'running', 'waiting') AND paused_at IS NULL
