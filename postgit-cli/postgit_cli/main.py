@@ -25,6 +25,7 @@ from postgit_cli.commands import (
     run,
     schedules,
     status,
+    workers,
     workflows,
 )
 from postgit_cli.errors import CliError
@@ -63,6 +64,7 @@ app.command("status")(status.status)
 app.add_typer(workflows.app, name="wf")
 app.add_typer(instances.app, name="i")
 app.add_typer(plugins.app, name="plugins")
+app.add_typer(workers.app, name="workers")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(events.app, name="event")
 app.add_typer(schedules.app, name="schedule")

@@ -319,10 +319,46 @@ def workers_cell(row: dict[str, Any], live_workers: int) -> str:
     return text if row.get("on_server", True) else f"{text}, not on the server"
 
 
+def queues_cell(queues: Any) -> str:
+    """The queues a worker serves: ``every queue`` (null), or their names."""
+    if queues is None:
+        return "every queue"
+    return ", ".join(str(queue) for queue in queues) if isinstance(queues, list) else str(queues)
+
+
+def plugin_queues_cell(row: dict[str, Any]) -> str:
+    """The queues served by the live workers that have a node type: ``every queue`` when one serves every queue."""
+    by_worker = row.get("worker_queues")
+    if not isinstance(by_worker, dict) or not by_worker:
+        return "-"
+    if any(queues is None for queues in by_worker.values()):
+        return "every queue"
+    return ", ".join(sorted({str(q) for queues in by_worker.values() if isinstance(queues, list) for q in queues}))
+
+
+def print_workers(rows: list[dict[str, Any]]) -> None:
+    """The ``pst workers ls`` table: each live worker, its host, the queues it serves and its node types."""
+    if not rows:
+        note("no live worker: start one with pst worker")
+        return
+    table = _table("ID", "HOST", "QUEUES", "NODE TYPES", "HEARTBEAT")
+    for row in sorted(rows, key=lambda row: str(row.get("id"))):
+        types = row.get("node_types")
+        heartbeat = row.get("seconds_since_heartbeat")
+        table.add_row(
+            _cell(row.get("id")),
+            _cell(f"{row.get('host')} (pid {row.get('pid')})"),
+            _cell(queues_cell(row.get("queues"))),
+            _cell(", ".join(str(t) for t in types) if isinstance(types, list) else types),
+            _cell(f"{float(heartbeat):.0f}s ago" if isinstance(heartbeat, int | float) else heartbeat),
+        )
+    stdout().print(table)
+
+
 def print_plugins(rows: list[dict[str, Any]]) -> None:
     """The ``pst plugins ls`` table: node types, the package and version providing each, and worker coverage."""
     live = {worker for row in rows if isinstance(row.get("workers"), list) for worker in row["workers"]}
-    table = _table("NAME", "PACKAGE", "VERSION", "DESCRIPTION", "WORKERS")
+    table = _table("NAME", "PACKAGE", "VERSION", "DESCRIPTION", "WORKERS", "QUEUES")
     ordered = sorted(rows, key=lambda row: str(row.get("name")))
     for row in ordered:
         package = row.get("package") or "-"
@@ -332,6 +368,7 @@ def print_plugins(rows: list[dict[str, Any]]) -> None:
             _cell(version_cell(row)),
             _cell(row.get("description")),
             _cell(workers_cell(row, len(live))),
+            _cell(plugin_queues_cell(row)),
         )
     stdout().print(table)
     for row in ordered:
@@ -735,7 +772,7 @@ class EventPrinter:
 
 
 def _operation(kind: str, node: str, data: dict[str, Any]) -> Text | None:
-    """The line of an operation's event: a worker lost under a step, a pause, a resume, a retry."""
+    """The line of an operation's event: a worker lost under a step, a pause, a resume, a retry, a compaction."""
     if kind == "worker_lost":
         after = "; the attempt counts as failed" + ("" if data.get("retried") else ", and it was the last")
         attempt = data.get("attempt", "?")
@@ -744,6 +781,9 @@ def _operation(kind: str, node: str, data: dict[str, Any]) -> Text | None:
     if kind in ("instance_paused", "instance_resumed"):
         reason = f": {data['reason']}" if data.get("reason") and data["reason"] != "paused" else ""
         return Text.assemble("instance ", (kind.removeprefix("instance_"), "yellow"), reason)
+    if kind == "events_compacted":
+        counted = data.get("events")
+        return Text(f"{counted} earlier events compacted: the log keeps an instance's first and latest", style="dim")
     if kind == "instance_retried":
         start = f"from node {data['from']}" if data.get("from") else "from where it failed"
         return Text.assemble("instance ", ("retried", "yellow"), f" {start}, on version {data.get('version')}")

@@ -38,6 +38,20 @@ ENGINE_TYPES = frozenset({"WaitForEvent", "SubWorkflow"})
 ANY_WORKER = "postgit.any"
 """A claim type every worker has: for an instance whose next move needs only the engine (a decision, a timeout)."""
 
+DEFAULT_QUEUE = "default"
+"""The queue of a leaf node that names none (and whose workflow names none)."""
+ANY_QUEUE = "*"
+"""The queue every worker serves: for an instance whose next move needs only the engine (never a queue's name)."""
+QUEUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+QUEUE_NAME = re.compile(QUEUE_PATTERN)
+QUEUE_NAME_RULE = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def lane(queue: str, node_type: str) -> str:
+    """What a worker must serve to run a run: its queue and its node type, ``gpu:HitEndpoint`` (no queue has a ':')."""
+    return f"{queue}:{node_type}"
+
+
 REF_KEY = "$ref"
 REF_DEFAULT_KEY = "default"
 SECRET_KEY = "$secret"  # noqa: S105 - a JSON key, not a password
@@ -80,6 +94,8 @@ class NodeSpec:
     rate_limit: dict[str, Any] | None = None
     """A leaf's ``{"key": <template>, "perSecond": <rate>}``: its steps start at most that often per rendered key,
     across every worker."""
+    queue: str | None = None
+    """The queue of a leaf node: only workers that serve it run the node (None: the workflow's queue)."""
 
     @property
     def is_control(self) -> bool:
@@ -117,6 +133,8 @@ class NodeSpec:
             out["timeout"] = self.timeout
         if self.rate_limit is not None:
             out["rateLimit"] = self.rate_limit
+        if self.queue is not None:
+            out["queue"] = self.queue
         return out
 
     def _control_json(self) -> dict[str, Any]:
@@ -166,6 +184,7 @@ class NodeSpec:
             children=tuple(children),
             roles=tuple(roles),
             rate_limit=data.get("rateLimit"),
+            queue=data.get("queue"),
         )
 
 
@@ -223,6 +242,7 @@ class WorkflowDefinition:
         input_schema: a JSON Schema the input of every start must satisfy.
         retention: seconds a finished instance is kept, instead of the workers' ``POSTGIT_RETENTION``.
         concurrency: how many instances per key may hold a slot at once (see :class:`Concurrency`).
+        queue: the queue of the leaf nodes that name none (None: ``default``).
     """
 
     root: NodeSpec
@@ -230,6 +250,7 @@ class WorkflowDefinition:
     input_schema: dict[str, Any] | None = None
     retention: float | None = None
     concurrency: Concurrency | None = None
+    queue: str | None = None
     nodes: dict[str, NodeSpec] = field(init=False, repr=False, compare=False)
     parents: dict[str, str] = field(init=False, repr=False, compare=False)
     in_loop: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -249,10 +270,23 @@ class WorkflowDefinition:
 
     def to_json(self) -> dict[str, Any]:
         """The bare root node, or ``{"root": ..., "timeout": ..., ...}`` when settings are given."""
-        if self.timeout is None and self.input_schema is None and self.retention is None and not self.concurrency:
+        if (
+            self.timeout is None
+            and self.input_schema is None
+            and self.retention is None
+            and not self.concurrency
+            and self.queue is None
+        ):
             return self.root.to_json()
         concurrency = self.concurrency.to_json() if self.concurrency is not None else None
-        return wrap_root(self.root.to_json(), self.timeout, self.input_schema, self.retention, concurrency)
+        return wrap_root(
+            self.root.to_json(),
+            self.timeout,
+            self.input_schema,
+            self.retention,
+            concurrency=concurrency,
+            queue=self.queue,
+        )
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WorkflowDefinition:
@@ -264,15 +298,20 @@ class WorkflowDefinition:
                 data.get("inputSchema"),
                 data.get("retention"),
                 Concurrency.from_json(concurrency) if concurrency is not None else None,
+                data.get("queue"),
             )
         return cls(NodeSpec.from_json(data))
+
+    def queue_of(self, node: NodeSpec) -> str:
+        """The queue whose workers run ``node``: its own, else the workflow's, else ``default``."""
+        return node.queue or self.queue or DEFAULT_QUEUE
 
     def node_types(self) -> set[str]:
         """The plugin node types this definition uses."""
         return {node.type for node in self.root.walk() if not node.is_control and not node.is_engine_leaf}
 
 
-WORKFLOW_KEYS = frozenset({"root", "timeout", "inputSchema", "retention", "concurrency"})
+WORKFLOW_KEYS = frozenset({"root", "timeout", "inputSchema", "retention", "concurrency", "queue"})
 
 
 def wrap_root(
@@ -281,9 +320,16 @@ def wrap_root(
     input_schema: dict[str, Any] | None = None,
     retention: float | None = None,
     concurrency: dict[str, Any] | None = None,
+    queue: str | None = None,
 ) -> dict[str, Any]:
     """The ``{"root": ..., ...}`` form of a definition, with the settings that are given."""
-    settings = {"timeout": timeout, "inputSchema": input_schema, "retention": retention, "concurrency": concurrency}
+    settings = {
+        "timeout": timeout,
+        "inputSchema": input_schema,
+        "retention": retention,
+        "concurrency": concurrency,
+        "queue": queue,
+    }
     return {"root": root, **{key: value for key, value in settings.items() if value is not None}}
 
 

@@ -2,7 +2,8 @@
 
 Computed with the decider over what the instance has committed, exactly as a worker would see it, so what the
 API shows is what the engine will do: which leaf runs are running or ready, which wait (for a time, an event,
-a child, a worker with a node type), and per node how it stands, with loop progress counted rather than listed.
+a child, a worker with a node type or serving a queue), and per node how it stands, with loop progress counted
+rather than listed.
 """
 
 from __future__ import annotations
@@ -22,28 +23,31 @@ def progress(
     instance: dict[str, Any],
     latest: list[dict[str, Any]],
     runs: list[dict[str, Any]],
-    live_types: set[str] | None = None,
+    live_workers: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """``{"branches": [...], "tree": {...}}`` for an instance row, its latest attempts and its control runs.
 
-    ``live_types``: the node types live workers have, to say which ready runs no worker can take.
+    ``live_workers``: the live workers (their ``node_types`` and ``queues``), to say which ready runs no worker can
+    take.
     """
     view = RunView.from_rows(instance["state"], latest, runs)
     decider = Decider(definition)
     plan = decider.decide(view, datetime.now(UTC), observe=True)
     finished = instance["status"] in FINISHED
-    branches = [] if finished else _branches(plan, instance["status"], live_types)
+    branches = [] if finished else _branches(definition, plan, instance["status"], live_workers)
     tree = _tree(definition.root, (), plan, decider, finished, {b["run_key"]: b for b in branches})
     return {"branches": branches, "tree": tree}
 
 
-def _branches(plan: Plan, status: str, live_types: set[str] | None) -> list[dict[str, Any]]:
+def _branches(
+    definition: WorkflowDefinition, plan: Plan, status: str, live_workers: list[dict[str, Any]] | None
+) -> list[dict[str, Any]]:
     out = []
     for run in plan.ready:
         state = "running" if status == "running" else "ready"
-        reason = None
-        if live_types is not None and not run.node.is_engine_leaf and run.node.type not in live_types:
-            state, reason = "blocked", f"no live worker has node type '{run.node.type}'"
+        reason = None if live_workers is None else _no_worker(definition, run.node, live_workers)
+        if reason is not None:
+            state = "blocked"
         out.append(_branch(run.key, run.node, state, run.attempt, reason, None))
     for wait in plan.waiting:
         record_due = wait.due_at.isoformat() if wait.due_at else None
@@ -53,6 +57,17 @@ def _branches(plan: Plan, status: str, live_types: set[str] | None) -> list[dict
             branch["event_key"] = wait.event_key
         out.append(branch)
     return out
+
+
+def _no_worker(definition: WorkflowDefinition, node: NodeSpec, workers: list[dict[str, Any]]) -> str | None:
+    """Why no live worker can take a ready run of ``node``, or None when one can."""
+    able = [worker for worker in workers if node.is_engine_leaf or node.type in worker["node_types"]]
+    if not able:
+        return None if node.is_engine_leaf else f"no live worker has node type '{node.type}'"
+    queue = definition.queue_of(node)
+    if any(worker.get("queues") is None or queue in worker["queues"] for worker in able):
+        return None
+    return f"no live worker serves queue '{queue}'" + ("" if node.is_engine_leaf else f" with node type '{node.type}'")
 
 
 def _branch(

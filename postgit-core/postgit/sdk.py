@@ -61,9 +61,9 @@ class Node:
     """A node of any type: ``Node("HitEndpoint", id="fetch", url="...", assign_to="$.result")``.
 
     ``assign_to``, ``retry`` (a :class:`RetryPolicy` or a dict such as ``{"maxAttempts": 5}``), ``timeout``
-    (seconds) and ``rate_limit`` (``{"key": "{{ input.customer }}", "per_second": 5}``: its steps start at most
-    that often per key, across every worker) configure the node itself; every other keyword is a param of the node
-    type.
+    (seconds), ``rate_limit`` (``{"key": "{{ input.customer }}", "per_second": 5}``: its steps start at most
+    that often per key, across every worker) and ``queue`` (only workers serving that queue run the node, see
+    ``POSTGIT_QUEUES``) configure the node itself; every other keyword is a param of the node type.
     """
 
     def __init__(
@@ -76,6 +76,7 @@ class Node:
         retry: RetryPolicy | dict[str, Any] | None = None,
         timeout: float | None = None,
         rate_limit: dict[str, Any] | None = None,
+        queue: str | None = None,
         **params: Any,
     ):
         self.type = type
@@ -84,6 +85,7 @@ class Node:
         self.retry = RetryPolicy.model_validate(retry) if isinstance(retry, dict) else retry
         self.timeout = timeout
         self.rate_limit = rate_limit
+        self.queue = queue
         self.params = params
 
     def to_json(self) -> dict[str, Any]:
@@ -96,6 +98,7 @@ class Node:
             retry=self.retry,
             timeout=self.timeout,
             rate_limit=_rate_limit_json(self.rate_limit),
+            queue=self.queue,
         ).to_json()
 
     def __repr__(self) -> str:
@@ -231,7 +234,13 @@ class Try(_Control):
 
 
 def WaitForEvent(
-    *, id: str, event: str, key: str | None = None, timeout: float | None = None, assign_to: str | None = None
+    *,
+    id: str,
+    event: str,
+    key: str | None = None,
+    timeout: float | None = None,
+    assign_to: str | None = None,
+    queue: str | None = None,
 ) -> Node:
     """Wait for an event named ``event``; the output is ``{"timed_out": bool, "data": ...}``.
 
@@ -239,7 +248,7 @@ def WaitForEvent(
     template such as ``"{{ input.order_id }}"``) to every instance waiting on that name and key
     (``pst event send --key KEY NAME``). An event sent before the wait begins is kept for it.
     """
-    node = Node("WaitForEvent", id=id, assign_to=assign_to, event=event)
+    node = Node("WaitForEvent", id=id, assign_to=assign_to, queue=queue, event=event)
     if key is not None:
         node.params["key"] = key
     if timeout is not None:
@@ -256,6 +265,7 @@ def SubWorkflow(
     on_parent_cancel: str = "cancel",
     version: int | None = None,
     assign_to: str | None = None,
+    queue: str | None = None,
 ) -> Node:
     """Start one child instance of ``workflow`` and wait for it; the output is the child's final state.
 
@@ -271,7 +281,7 @@ def SubWorkflow(
         params["on_parent_cancel"] = on_parent_cancel
     if version is not None:
         params["version"] = version
-    return Node("SubWorkflow", id=id, assign_to=assign_to, **params)
+    return Node("SubWorkflow", id=id, assign_to=assign_to, queue=queue, **params)
 
 
 class Workflow:
@@ -282,7 +292,8 @@ class Workflow:
     how long a finished instance is kept (seconds, or a duration such as ``"7d"``), instead of the workers'
     ``POSTGIT_RETENTION``. ``concurrency``: at most ``limit`` instances per rendered ``key`` run at once, e.g.
     ``{"key": "{{ input.customer }}", "limit": 2, "strategy": "queue"}`` (strategies: ``queue``,
-    ``cancel_newest``, ``cancel_in_progress``).
+    ``cancel_newest``, ``cancel_in_progress``). ``queue``: the queue of every step that names none (only workers
+    serving it run them).
     """
 
     def __init__(
@@ -293,15 +304,24 @@ class Workflow:
         input_schema: dict[str, Any] | None = None,
         retention: float | str | None = None,
         concurrency: dict[str, Any] | None = None,
+        queue: str | None = None,
     ):
         self.root = root
         self.timeout = timeout
         self.input_schema = input_schema
         self.retention = parse_duration(retention) if isinstance(retention, str) else retention
         self.concurrency = concurrency
+        self.queue = queue
 
     def to_json(self) -> dict[str, Any]:
-        return wrap_root(self.root.to_json(), self.timeout, self.input_schema, self.retention, self.concurrency)
+        return wrap_root(
+            self.root.to_json(),
+            self.timeout,
+            self.input_schema,
+            self.retention,
+            concurrency=self.concurrency,
+            queue=self.queue,
+        )
 
 
 def HitEndpoint(*, id: str, url: str | Ref, method: str = "GET", timeout: float | None = None, **kwargs: Any) -> Node:

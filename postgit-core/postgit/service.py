@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from postgit.db.store import Row, Store
-from postgit.definition import ANY_WORKER, WorkflowDefinition
+from postgit.definition import ANY_QUEUE, ANY_WORKER, WorkflowDefinition
 from postgit.engine_types import EVENT_NAME_PATTERN, RESERVED_EVENT_PREFIX
 from postgit.errors import Conflict, DefinitionError, DefinitionIssue, InvalidInput, NotFound
 from postgit.interruptions import interrupted_steps, lease_expiries, with_interrupted
@@ -308,18 +308,17 @@ class WorkflowService:
             self.store.list_children(row["id"]),
             self.store.list_interruptions(row["id"]),
         )
-        live_types = None
+        workers = None
         if row["status"] not in ACTIVE_STATUSES:
             row["wait_reason"] = None  # what it waited for when it was cancelled
         else:
             workers = await self.live_workers()
-            live_types = {node_type for worker in workers for node_type in worker["node_types"]}
             if row["status"] == "pending" and row["run_at"] is not None and row["run_at"] > datetime.now(UTC):
                 row["wait_reason"] = starts_at_reason(row["run_at"])
             elif row["status"] == "pending" and not row["wait_reason"]:
-                row["wait_reason"] = _missing_worker_reason(row["node_types"], workers)
+                row["wait_reason"] = _missing_worker_reason(row["node_types"], workers, row.get("lanes"))
         definition = await self._definition(row["workflow"], row["version"])
-        row.update(progress(definition, row, latest, runs, live_types))
+        row.update(progress(definition, row, latest, runs, workers))
         steps_total = len(row["steps"])
         steps_total = steps_total if steps_total < steps_limit else await self.store.count_steps(row["id"])
         listed = len(row["steps"])
@@ -388,14 +387,32 @@ class WorkflowService:
         return await self.store.list_live_workers(LIVE_WORKER_SECONDS)
 
 
-def _missing_worker_reason(node_types: list[str], workers: list[Row]) -> str | None:
-    """Why no worker takes a pending instance whose next runs need one of ``node_types``, if none can."""
+def _missing_worker_reason(node_types: list[str], workers: list[Row], lanes: list[str] | None = None) -> str | None:
+    """Why no worker takes a pending instance whose next runs need one of ``node_types``, if none can.
+
+    ``lanes``: the queue and node type of each of those runs (``gpu:HitEndpoint``; ``*`` for any).
+    """
     wanted = [node_type for node_type in node_types if node_type != ANY_WORKER]
     if not workers:
         return "no worker is running"
-    if not wanted or any(node_type in worker["node_types"] for worker in workers for node_type in wanted):
+    if not wanted or any(
+        worker.get("queues") is None and set(wanted) & set(worker["node_types"]) for worker in workers
+    ):
         return None
-    return "no live worker has node type " + " or ".join(f"'{node_type}'" for node_type in wanted)
+    if not any(set(wanted) & set(worker["node_types"]) for worker in workers):
+        return "no live worker has node type " + " or ".join(f"'{node_type}'" for node_type in wanted)
+    pairs = [tuple(item.split(":", 1)) for item in lanes or () if ":" in item]
+    if not pairs or ANY_QUEUE in (lanes or ()):
+        return None
+    if any(queue in (worker.get("queues") or ()) and node_type in worker["node_types"]
+           for queue, node_type in pairs for worker in workers):  # fmt: skip
+        return None
+    queues = sorted({queue for queue, _ in pairs})
+    if not any(queue in (worker.get("queues") or ()) for queue in queues for worker in workers):
+        return "no live worker serves queue " + " or ".join(f"'{queue}'" for queue in queues)
+    return "no live worker serving its queue has its node type: " + ", ".join(
+        f"queue '{queue}' with node type '{node_type}'" for queue, node_type in sorted(set(pairs))
+    )
 
 
 def check_event(name: str, data: Any, event_id: str | None) -> None:

@@ -6,6 +6,7 @@ import math
 import os
 from dataclasses import dataclass
 
+from postgit.definition import QUEUE_NAME, QUEUE_NAME_RULE
 from postgit.durations import parse_duration
 from postgit.errors import PostgitError
 
@@ -16,6 +17,10 @@ DEFAULT_WORKER_POOL_MAX = 6
 MAX_POOL_SIZE = 1000
 """A sanity bound on ``POSTGIT_DB_POOL_MAX``: PostgreSQL's own default ``max_connections`` is 100."""
 METRICS_PORT_VARIABLE = "POSTGIT_METRICS_PORT"
+QUEUES_VARIABLE = "POSTGIT_QUEUES"
+EVENTS_KEEP_VARIABLE = "POSTGIT_EVENTS_KEEP"
+DEFAULT_EVENTS_KEEP = 1000
+MIN_EVENTS_KEEP = 10
 RETENTION_VARIABLE = "POSTGIT_RETENTION"
 DEFAULT_RETENTION_SECONDS = 30 * 86400.0
 KEEP_FOREVER = frozenset({"off", "never", "forever"})
@@ -42,6 +47,10 @@ class WorkerSettings:
             ``database_url`` (see :attr:`listen_url`).
         metrics_port: ``POSTGIT_METRICS_PORT``, where the worker serves Prometheus metrics (``/metrics``); None:
             it serves none.
+        queues: ``POSTGIT_QUEUES``, the queues whose steps the worker runs (``default`` stands for the steps that
+            name no queue); None: every queue.
+        events_keep: ``POSTGIT_EVENTS_KEEP``, how many events of an instance are kept at most (its first and its
+            latest); the ones between are replaced by one ``events_compacted`` event. None: every event is kept.
     """
 
     database_url: str
@@ -55,6 +64,8 @@ class WorkerSettings:
     prepared_statements: bool = True
     listen_database_url: str | None = None
     metrics_port: int | None = None
+    queues: frozenset[str] | None = None
+    events_keep: int | None = DEFAULT_EVENTS_KEEP
 
     @property
     def listen_url(self) -> str:
@@ -75,7 +86,44 @@ class WorkerSettings:
             prepared_statements=prepared_statements_from_env(),
             listen_database_url=os.environ.get(LISTEN_URL_VARIABLE) or None,
             metrics_port=port_from_env(METRICS_PORT_VARIABLE),
+            queues=queues_from_env(),
+            events_keep=events_keep_from_env(),
         )
+
+
+def queues_from_env() -> frozenset[str] | None:
+    """``POSTGIT_QUEUES``: the comma-separated queues a worker serves; None (every queue) when unset or empty.
+
+    Raises:
+        PostgitError: naming the variable when a name is empty or not a valid queue name.
+    """
+    raw = os.environ.get(QUEUES_VARIABLE)
+    if raw is None or raw.strip() == "":
+        return None
+    names = [part.strip() for part in raw.split(",")]
+    for name in names:
+        if not name:
+            raise PostgitError(f"{QUEUES_VARIABLE}={raw!r} has an empty queue name: list names separated by commas")
+        if not QUEUE_NAME.fullmatch(name):
+            raise PostgitError(f"{QUEUES_VARIABLE}={raw!r}: invalid queue name {name!r}; use {QUEUE_NAME_RULE}")
+    return frozenset(names)
+
+
+def events_keep_from_env() -> int | None:
+    """``POSTGIT_EVENTS_KEEP``: the most events kept per instance (at least 10), or ``off`` to keep them all.
+
+    Raises:
+        PostgitError: naming the variable when its value is neither off nor a whole number of at least 10.
+    """
+    raw = os.environ.get(EVENTS_KEEP_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_EVENTS_KEEP
+    if raw.lower() in KEEP_FOREVER:
+        return None
+    keep = whole_number_from_env(EVENTS_KEEP_VARIABLE, DEFAULT_EVENTS_KEEP)
+    if keep < MIN_EVENTS_KEEP:
+        raise PostgitError(f"{EVENTS_KEEP_VARIABLE}={raw!r} must be at least {MIN_EVENTS_KEEP} (off keeps every event)")
+    return keep
 
 
 def port_from_env(name: str) -> int | None:

@@ -26,7 +26,7 @@ import referencing.exceptions
 from postgit.db.ids import uuid7
 from postgit.db.store import Store
 from postgit.decider import Decider
-from postgit.definition import ANY_WORKER, WorkflowDefinition
+from postgit.definition import ANY_QUEUE, ANY_WORKER, WorkflowDefinition, lane
 from postgit.jsontext import Unstorable, storable_json
 from postgit.runs import RunView
 from postgit.templating import TemplateProblem, render_template
@@ -129,6 +129,7 @@ class NewInstance:
     input_bytes: int
     current_node: str | None
     node_types: list[str]
+    lanes: list[str]
     idempotency_key: str | None
     timeout: float | None
     parent: tuple[uuid.UUID, str, bool] | None
@@ -147,6 +148,7 @@ class NewInstance:
             "latest": self.latest,
             "current_node": self.current_node,
             "node_types": self.node_types,
+            "lanes": self.lanes,
             "idempotency_key": self.idempotency_key,
             "timeout": self.timeout,
         }
@@ -258,6 +260,8 @@ def prepare(deployed: Deployed, item: StartItem, latest: bool, now: datetime) ->
         input_bytes=size,
         current_node=plan.ready[0].node.id if plan.ready else None,
         node_types=sorted({run.node.type for run in plan.ready}) or [ANY_WORKER],
+        lanes=sorted({lane(deployed.definition.queue_of(run.node), run.node.type) for run in plan.ready})
+        or [ANY_QUEUE],
         idempotency_key=item.idempotency_key,
         timeout=deployed.definition.timeout,
         parent=item.parent,
@@ -305,7 +309,7 @@ async def write_starts(store: Store, items: Sequence[NewInstance]) -> dict[uuid.
 async def _start_instances(store: Store, items: Sequence[NewInstance]) -> list[Any]:
     """The ``start_instances`` statement for ``items``, with their concurrency keys taken in one order.
 
-    Each start with a key locks its key until the transaction ends (see migration 0012): taking them sorted keeps
+    Each start with a key locks its key until the transaction ends (see migration 0014): taking them sorted keeps
     two statements from waiting on each other, and a deadlock with a worker's commit (which PostgreSQL ends by
     rolling one of them back) is written again.
     """

@@ -26,6 +26,8 @@ from postgit.definition import (
     CONTROL_TYPES,
     ENGINE_TYPES,
     MAX_FOREACH_ITEMS,
+    QUEUE_NAME,
+    QUEUE_NAME_RULE,
     REF_DEFAULT_KEY,
     REF_KEY,
     SECRET_KEY,
@@ -50,7 +52,7 @@ MAX_JSON_DEPTH = 4 * MAX_DEPTH
 """How deeply any JSON value in a definition may nest: node levels take two each (node, children list)."""
 
 _COMMON_KEYS = frozenset({"id", "type", "assignTo"})
-_LEAF_KEYS = _COMMON_KEYS | {"params", "retry", "timeout", "rateLimit"}
+_LEAF_KEYS = _COMMON_KEYS | {"params", "retry", "timeout", "rateLimit", "queue"}
 _CONTROL_KEYS = {
     "Sequence": {"children"},
     "Parallel": {"branches", "onFailure", "mode"},
@@ -121,6 +123,9 @@ def _check_workflow_settings(raw: dict[str, Any], issues: list[DefinitionIssue])
         issues.append(
             DefinitionIssue(None, "retention", f"must be a number of seconds above 0 and at most {MAX_RETENTION}")
         )
+    queue = raw.get("queue")
+    if queue is not None and (problem := queue_problem(queue)) is not None:
+        issues.append(DefinitionIssue(None, "queue", problem))
     schema = raw.get("inputSchema")
     if schema is not None:
         problem = _input_schema_problem(schema)
@@ -231,6 +236,13 @@ def _unresolvable_ref(schema: dict[str, Any] | bool, validator: Any) -> str | No
     return None
 
 
+def queue_problem(queue: Any) -> str | None:
+    """Why ``queue`` cannot name a queue, or None when it can."""
+    if not isinstance(queue, str) or not QUEUE_NAME.fullmatch(queue):
+        return f"invalid queue name {str(queue)[:140]!r}: use {QUEUE_NAME_RULE}"
+    return None
+
+
 def _is_number_in(value: Any, low: float, high: float) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float) and low < value <= high
 
@@ -270,8 +282,9 @@ class _Checker:
         for key in raw.keys() - allowed:
             if control and key == "params":
                 self.add(node_id, "params", f"{node_type} takes no params, only {_describe_keys(node_type)}")
-            elif control and key in ("retry", "timeout"):
-                self.add(node_id, key, f"{node_type} is a control-flow node: set {key} on the steps inside it")
+            elif control and key in ("retry", "timeout", "queue"):
+                where = " (or on the workflow, for all its steps)" if key == "queue" else ""
+                self.add(node_id, key, f"{node_type} is a control-flow node: set {key} on the steps inside it{where}")
             elif not control and key == "children":
                 self.add(node_id, "children", f"{node_type} is not a control-flow node and has no children")
             else:
@@ -293,6 +306,9 @@ class _Checker:
             self.add(node_id, "type", f"unknown node type '{node_type[:100]}'; installed: {installed}")
 
     def check_common(self, node_id: str | None, raw: dict[str, Any], control: bool) -> None:
+        queue = raw.get("queue")
+        if not control and queue is not None and (problem := queue_problem(queue)) is not None:
+            self.add(node_id, "queue", problem)
         assign_to = raw.get("assignTo")
         if assign_to is not None:
             try:

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import Header, Path, Query
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
-from postgit.definition import CONCURRENCY_STRATEGIES
+from postgit.definition import CONCURRENCY_STRATEGIES, QUEUE_NAME_RULE, QUEUE_PATTERN
 from postgit.engine_types import RESERVED_EVENT_PREFIX
 from postgit.errors import InvalidInput
 from postgit.service import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_WORKFLOW_NAME_LENGTH, WORKFLOW_NAME_PATTERN
@@ -163,6 +163,9 @@ PriorityField = Annotated[
 """A start's priority: a whole number from 1 to 5."""
 
 
+QUEUE_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": QUEUE_PATTERN}
+"""A queue's name (a step's or a workflow's ``queue``)."""
+
 NODE_SCHEMA: dict[str, Any] = {
     "title": "WorkflowNode",
     "type": "object",
@@ -194,6 +197,11 @@ NODE_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "description": "A leaf node's steps start at most `perSecond` times a second per rendered key, across "
             "every worker (a second's worth at once); a step that finds no token waits for the one it reserved",
+        },
+        "queue": {
+            **QUEUE_SCHEMA,
+            "description": f"A step's queue: only workers serving it run the step (POSTGIT_QUEUES); {QUEUE_NAME_RULE}; "
+            "control-flow nodes take none",
         },
     },
 }
@@ -238,6 +246,10 @@ WORKFLOW_SCHEMA: dict[str, Any] = {
             "description": "At most `limit` instances per rendered key hold a slot (run) at once; a slot is held "
             "until the instance finishes, across sleeps and waits for events",
         },
+        "queue": {
+            "anyOf": [QUEUE_SCHEMA, {"type": "null"}],
+            "description": f"The queue of the steps that name none (default: `default`); {QUEUE_NAME_RULE}",
+        },
     },
     "additionalProperties": False,
 }
@@ -250,9 +262,9 @@ DefinitionField = Annotated[
     WithJsonSchema(
         {
             "description": (
-                "The workflow: its root node, or `{root, timeout, inputSchema, retention, concurrency}`. Every node "
-                "is checked when it is deployed (its type, params, templates and what it reads); a definition that "
-                "does not pass answers 422 with `issues`. At most 1 MB of JSON, 5,000 nodes, 50 levels deep; no "
+                "The workflow: its root node, or `{root, timeout, inputSchema, retention, concurrency, queue}`. Every "
+                "node is checked when it is deployed (its type, params, templates and what it reads); a definition "
+                "that does not pass answers 422 with `issues`. At most 1 MB of JSON, 5,000 nodes, 50 levels deep; no "
                 "string in it may hold the NUL character \\u0000"
             ),
             "oneOf": [NODE_SCHEMA, WORKFLOW_SCHEMA],

@@ -760,6 +760,10 @@ class PluginRow(BaseModel):
         default_factory=list,
         description="One line per live worker that runs another package or version of it than this server",
     )
+    worker_queues: dict[str, list[str] | None] = Field(
+        default_factory=dict,
+        description="Per live worker that can run it, the queues that worker serves (null: every queue)",
+    )
 
 
 class WorkerRow(BaseModel):
@@ -769,6 +773,11 @@ class WorkerRow(BaseModel):
     host: str
     pid: int
     node_types: list[str]
+    queues: list[str] | None = Field(
+        default=None,
+        description="The queues whose steps it runs (POSTGIT_QUEUES; `default`: steps that name no queue); "
+        "null: every queue",
+    )
     plugins: dict[str, PluginVersion] = Field(
         default_factory=dict, description="The package and version of each node type it runs"
     )

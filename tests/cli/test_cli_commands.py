@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.cli.conftest import Pst, assert_error, hit, sequence, shout, sleep, write_json
+from tests.support.processes import running_workers
 from tests.support.waiting import wait_for_sync
 
 MISSING_ID = "00000000-0000-0000-0000-000000000000"
@@ -238,7 +239,40 @@ def test_plugins_ls_without_workers_says_server_only(pst: Pst):
     shout_line = next(line for line in pst.ok("plugins", "ls").stdout.splitlines() if line.startswith("Shout "))
     assert "postgit-example-plugin" in shout_line
     assert "Upper-case a string" in shout_line
-    assert shout_line.rstrip().endswith("server only")
+    assert shout_line.split()[-3:] == ["server", "only", "-"]  # WORKERS, then QUEUES: no worker, no queue
+
+
+def test_workers_ls_and_plugins_ls_show_the_queues_workers_serve(pst: Pst, database_url: str, tmp_path: Path):
+    assert pst.ok("workers", "ls", "--json").json() == []
+    assert "no live worker" in pst.ok("workers", "ls").stderr
+    with running_workers(database_url, tmp_path, count=1, POSTGIT_QUEUES="gpu,default") as (gpu,):
+        with running_workers(database_url, tmp_path, count=1) as (anything,):
+
+            def both_listed() -> list[dict] | None:
+                rows = pst.ok("workers", "ls", "--json").json()
+                return rows if len(rows) == 2 else None
+
+            rows = wait_for_sync(both_listed, what="both workers to register")
+            by_pid = {row["pid"]: row for row in rows}
+            assert by_pid[gpu.pid]["queues"] == ["default", "gpu"]
+            assert by_pid[anything.pid]["queues"] is None
+            table = pst.ok("workers", "ls").stdout.splitlines()
+            assert table[0].split() == ["ID", "HOST", "QUEUES", "NODE", "TYPES", "HEARTBEAT"]
+            line = next(line for line in table if by_pid[gpu.pid]["id"] in line)
+            assert "default, gpu" in line and "Shout" in line
+            line = next(line for line in table if by_pid[anything.pid]["id"] in line)
+            assert "every queue" in line
+            shout = next(row for row in pst.ok("plugins", "ls", "--json").json() if row["name"] == "Shout")
+            assert shout["worker_queues"] == {
+                by_pid[gpu.pid]["id"]: ["default", "gpu"],
+                by_pid[anything.pid]["id"]: None,
+            }
+            shout_line = next(line for line in pst.ok("plugins", "ls").stdout.splitlines() if line.startswith("Shout "))
+            assert shout_line.rstrip().endswith("every queue")
+        # with the worker that serves every queue gone, the queues of the one left
+        wait_for_sync(lambda: len(pst.ok("workers", "ls", "--json").json()) == 1, what="the second worker to go")
+        shout_line = next(line for line in pst.ok("plugins", "ls").stdout.splitlines() if line.startswith("Shout "))
+        assert shout_line.rstrip().endswith("default, gpu")
 
 
 def test_rm_deletes_a_finished_instance_and_refuses_an_unfinished_one(pst: Pst, tmp_path: Path):

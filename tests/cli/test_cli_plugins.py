@@ -29,9 +29,10 @@ def test_shout_is_listed_for_the_server_and_the_workers(pst: Pst, database_url: 
         assert {"HitEndpoint", "Sleep", "SendEmail"} <= set(builtins)
 
         lines = pst.ok("plugins", "ls").stdout.splitlines()
-        assert lines[0].split() == ["NAME", "PACKAGE", "VERSION", "DESCRIPTION", "WORKERS"]
+        assert lines[0].split() == ["NAME", "PACKAGE", "VERSION", "DESCRIPTION", "WORKERS", "QUEUES"]
         shout_line = next(line for line in lines if line.startswith("Shout "))
         assert shout_line.split()[:3] == ["Shout", "postgit-example-plugin", "0.1.0"]
         assert "Upper-case a string" in shout_line
-        assert shout_line.rstrip().endswith("2 of 2")
-        assert next(line for line in lines if line.startswith("HitEndpoint ")).rstrip().endswith("2 of 2")
+        assert shout_line.split()[-5:] == ["2", "of", "2", "every", "queue"]
+        hit_line = next(line for line in lines if line.startswith("HitEndpoint "))
+        assert hit_line.split()[-5:] == ["2", "of", "2", "every", "queue"]

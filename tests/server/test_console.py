@@ -454,3 +454,28 @@ async def test_a_page_says_when_the_database_is_unavailable(database_url):
         assert page.headers["content-type"].startswith("text/html")
         assert "database unavailable: " in text(page)
         assert (await client.get("/workflows")).json()["detail"].startswith("database unavailable: ")
+
+
+async def test_the_workers_page_shows_the_queues_each_worker_serves(client, store):
+    await store.register_worker("gpu-box", ["Shout"], queues=["gpu"])
+    await store.register_worker("any-box", ["Shout"])
+    page = await client.get("/ui/workers")
+    assert page.status_code == 200
+    rows = {
+        worker: row for worker, row in re.findall(r'<tr data-worker="([^"]+)">(.*?)</tr>', page.text, flags=re.DOTALL)
+    }
+    assert re.search(r'<td class="queues"><span class="type">gpu</span>', rows["gpu-box"])
+    assert "every queue" in rows["any-box"] and "every queue" not in rows["gpu-box"]
+
+
+async def test_a_workflow_page_shows_each_steps_queue(client):
+    gpu = {**shout("train"), "queue": "gpu"}
+    await deploy(client, "queued", {"root": sequence(shout("fetch"), gpu), "queue": "cpu-pool"})
+    page = await client.get("/ui/workflows/queued")
+
+    def leaf(node_id: str) -> str:
+        return re.search(rf'data-node="{node_id}">(.*?)</li>', page.text, flags=re.DOTALL).group(1)
+
+    assert "queue gpu" in leaf("train") and "queue cpu-pool" in leaf("fetch")
+    await deploy(client, "plain", sequence(shout("fetch")))
+    assert 'class="queue"' not in (await client.get("/ui/workflows/plain")).text

@@ -35,6 +35,7 @@ async def test_plugins_lists_the_servers_node_types(client):
         "workers",
         "worker_versions",
         "warnings",
+        "worker_queues",
     }
     assert (sleep["builtin"], sleep["worker_versions"], sleep["warnings"]) == (False, {}, [])
 
@@ -107,6 +108,7 @@ async def test_workers_lists_live_workers(client, store):
         "host",
         "pid",
         "node_types",
+        "queues",
         "plugins",
         "started_at",
         "heartbeat_at",
@@ -114,12 +116,19 @@ async def test_workers_lists_live_workers(client, store):
     }
     assert worker["id"] == "worker-1"
     assert worker["node_types"] == ["Shout", "Sleep"]
+    assert worker["queues"] is None  # every queue
     assert isinstance(worker["pid"], int)
     assert 0 <= worker["seconds_since_heartbeat"] < 30
     datetime.fromisoformat(worker["heartbeat_at"])
 
     await store.deregister_worker("worker-1")
     assert (await client.get("/workers")).json() == []
+
+    await store.register_worker("worker-2", ["Shout"], queues=["gpu", "default"])
+    (worker,) = (await client.get("/workers")).json()
+    assert worker["queues"] == ["default", "gpu"]
+    shout = next(row for row in (await client.get("/plugins")).json() if row["name"] == "Shout")
+    assert shout["worker_queues"] == {"worker-2": ["default", "gpu"]}
 
 
 async def test_outbox_lists_parked_mail(client, store):

@@ -799,7 +799,7 @@ def test_bad_sdk_sub_workflow(registry, kwargs, field):
 def test_workflow_wrapper_unknown_keys(registry, key):
     issue = only_issue({"root": step("a"), key: 1}, registry)
     assert (issue.node_id, issue.field) == (None, key)
-    assert "unknown key; a workflow has concurrency, inputSchema, retention, root, timeout" in issue.message
+    assert "unknown key; a workflow has concurrency, inputSchema, queue, retention, root, timeout" in issue.message
 
 
 @pytest.mark.parametrize("retention", [0, -1, MAX_RETENTION + 1, "7d", True, [60], float("nan"), float("inf")])

@@ -49,3 +49,11 @@ def test_the_watch_prints_interruptions(capsys):
     assert len(lines) == 3, lines
     assert lines[1].endswith("worker w1 stopped; worker w2 took the instance over")
     assert lines[2].endswith("fetch  interrupted (attempt 1): its worker stopped; it is run again")
+
+
+def test_the_watch_prints_a_compacted_stretch_as_one_line(capsys):
+    EventPrinter()(
+        {"kind": "events_compacted", "node_id": None, "at": "2026-12-03T02:40:00+00:00", "data": {"events": 98900}}
+    )
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.endswith("98900 earlier events compacted: the log keeps an instance's first and latest")

@@ -98,6 +98,7 @@ def test_a_prepared_start_carries_its_first_runs_and_becomes_one_recordset_item(
         "latest": True,
         "current_node": "a",
         "node_types": ["Noop", "Shout"],
+        "lanes": ["default:Noop", "default:Shout"],
         "idempotency_key": "key-1",
         "timeout": 60,
         "parent_id": str(parent),

@@ -87,6 +87,7 @@ class CommitItem(TypedDict, total=False):
     current_node: str | None
     node_type: str | None
     node_types: list[str]
+    lanes: list[str]
     attempt: int
     run_at: str | None
     run_in: float | None

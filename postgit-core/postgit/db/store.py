@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from postgit.db.pool import with_connection_defaults
 from postgit.db.queries import load_queries
 from postgit.db.records import CommitItem
+from postgit.definition import ANY_QUEUE, lane
 
 if TYPE_CHECKING:
     from postgit.starts import NewInstance
@@ -352,13 +353,27 @@ class Store:
     # -- leases and steps (workers) ----------------------------------------------------------------------------
 
     async def claim_instances(
-        self, *, worker_id: str, node_types: Iterable[str], limit: int, lease_seconds: float
+        self,
+        *,
+        worker_id: str,
+        node_types: Iterable[str],
+        limit: int,
+        lease_seconds: float,
+        queues: Iterable[str] | None = None,
     ) -> list[Row]:
-        """Lease up to ``limit`` due instances whose next node type is in ``node_types``."""
-        return await self._fetch_all(
-            "claim_instances",
-            {"worker_id": worker_id, "node_types": list(node_types), "limit": limit, "lease_seconds": lease_seconds},
-        )
+        """Lease up to ``limit`` due instances whose next node type is in ``node_types``.
+
+        ``queues``: the queues the worker serves (None: every queue); only instances with a run in one of them, of
+        one of ``node_types``, are taken.
+        """
+        params = {
+            "worker_id": worker_id,
+            "node_types": list(node_types),
+            "limit": limit,
+            "lease_seconds": lease_seconds,
+            "lanes": _claim_lanes(queues, node_types),
+        }
+        return await self._fetch_all("claim_instances", params)
 
     async def commit_steps(self, batch: Sequence[CommitItem], commit_id: int = 0) -> Written:
         """Write many outcomes in one transaction; returns the ``seq`` of each item whose lease still held.
@@ -386,22 +401,32 @@ class Store:
         rows = await self._fetch_all("release_leases", {"leases": _leases_json(leases)})
         return {row["id"] for row in rows}
 
-    async def next_run_at(self, node_types: Iterable[str]) -> datetime | None:
-        row = await self._fetch_one("next_run_at", {"node_types": list(node_types)})
+    async def next_run_at(self, node_types: Iterable[str], queues: Iterable[str] | None = None) -> datetime | None:
+        """When the earliest instance a worker with ``node_types`` serving ``queues`` could claim is due."""
+        params = {"node_types": list(node_types), "lanes": _claim_lanes(queues, node_types)}
+        row = await self._fetch_one("next_run_at", params)
         return row["run_at"] if row else None
 
     # -- workers -----------------------------------------------------------------------------------------------
 
     async def register_worker(
-        self, worker_id: str, node_types: Iterable[str], plugins: Mapping[str, Any] | None = None
+        self,
+        worker_id: str,
+        node_types: Iterable[str],
+        plugins: Mapping[str, Any] | None = None,
+        queues: Iterable[str] | None = None,
     ) -> None:
-        """Record a worker with its node types and, per node type, the package and version it runs."""
-        await self._execute("register_worker", _worker_params(worker_id, node_types, plugins))
+        """Record a worker with its node types, per node type the package and version it runs, and its queues."""
+        await self._execute("register_worker", _worker_params(worker_id, node_types, plugins, queues))
 
     async def heartbeat_worker(
-        self, worker_id: str, node_types: Iterable[str], plugins: Mapping[str, Any] | None = None
+        self,
+        worker_id: str,
+        node_types: Iterable[str],
+        plugins: Mapping[str, Any] | None = None,
+        queues: Iterable[str] | None = None,
     ) -> None:
-        await self._execute("heartbeat_worker", _worker_params(worker_id, node_types, plugins))
+        await self._execute("heartbeat_worker", _worker_params(worker_id, node_types, plugins, queues))
 
     async def deregister_worker(self, worker_id: str) -> None:
         await self._execute("deregister_worker", {"id": worker_id})
@@ -441,6 +466,36 @@ class Store:
         """Delete up to ``limit`` events sent by key longer ago than ``retention_seconds``; how many."""
         rows = await self._fetch_all("purge_keyed_signals", {"retention_seconds": retention_seconds, "limit": limit})
         return len(rows)
+
+    async def events_mark(self) -> int:
+        """The id of the last event the event-compaction pass has looked at (0: none yet)."""
+        row = await self._fetch_one("events_mark", {})
+        return int(row["after"]) if row else 0
+
+    async def scan_events(self, *, after: int, window: int, keep: int) -> Row:
+        """The next ``window`` events after ``after``.
+
+        Returns ``last_id`` (None: none), how many were read (``scanned``), and the instances among theirs with more
+        than ``keep`` events (``over``).
+        """
+        row = await self._fetch_one("scan_events", {"after": after, "window": window, "keep": keep})
+        assert row is not None
+        return row
+
+    async def set_events_mark(self, value: int) -> None:
+        """Record that the event-compaction pass has looked at every event up to ``value``."""
+        await self._execute("set_events_mark", {"value": value})
+
+    async def compact_instance_events(
+        self, instance_id: uuid.UUID, *, head: int, tail: int, limit: int, lock_id: int
+    ) -> int | None:
+        """Replace up to ``limit`` events between the first ``head`` and the latest ``tail`` by one marker event.
+
+        How many were removed, or None when another process holds ``lock_id``.
+        """
+        params = {"id": instance_id, "head": head, "tail": tail, "limit": limit, "lock_id": lock_id}
+        row = await self._fetch_one("compact_instance_events", params)
+        return row["removed"] if row else None
 
     async def delete_instance(self, instance_id: uuid.UUID) -> Row | None:
         """Delete a finished instance and all recorded of it; None when it does not exist or has not finished."""
@@ -585,7 +640,10 @@ def _leases_json(leases: dict[uuid.UUID, int]) -> str:
 
 
 def _worker_params(
-    worker_id: str, node_types: Iterable[str], plugins: Mapping[str, Any] | None = None
+    worker_id: str,
+    node_types: Iterable[str],
+    plugins: Mapping[str, Any] | None = None,
+    queues: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     return {
         "id": worker_id,
@@ -593,4 +651,12 @@ def _worker_params(
         "pid": os.getpid(),
         "node_types": sorted(node_types),
         "plugins": dumps(dict(plugins or {})),
+        "queues": None if queues is None else sorted(queues),
     }
+
+
+def _claim_lanes(queues: Iterable[str] | None, node_types: Iterable[str]) -> list[str] | None:
+    """The lanes a claim matches: every served queue with every node type, and any lane; None for every queue."""
+    if queues is None:
+        return None
+    return sorted({lane(queue, node_type) for queue in queues for node_type in node_types} | {ANY_QUEUE})

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from postgit.clock import Clock
 from postgit.db.records import CommitItem, EventRow, RunningRun, RunRow, StepRow
 from postgit.decider import Decider, Plan, ReadyRun
-from postgit.definition import ANY_WORKER, WorkflowDefinition
+from postgit.definition import ANY_QUEUE, ANY_WORKER, WorkflowDefinition, lane
 from postgit.engine.committer import LOST, PAUSED
 from postgit.engine.lost_attempts import lost_attempts
 from postgit.engine.steps import StepResult, failed
@@ -169,9 +169,7 @@ class InstanceDriver:
                 return
             self._cancel_unwanted(plan)
             to_start = [
-                run
-                for run in plan.ready
-                if not self.paused and run.key not in self.tasks and self.engine.can_run(run.node.type)
+                run for run in plan.ready if not self.paused and run.key not in self.tasks and self._can_run(run)
             ]
             if not to_start and not self.tasks:
                 await self._park(plan, results)
@@ -197,6 +195,22 @@ class InstanceDriver:
             for run in to_start:
                 self._start(run)
             await self._wait(plan, now)
+
+    def _can_run(self, run: ReadyRun) -> bool:
+        """Whether this worker has the run's node type and serves its queue."""
+        return self.engine.can_run(run.node.type) and self.engine.serves(self.definition.queue_of(run.node))
+
+    def _blocked_reason(self, run: ReadyRun) -> str:
+        where = f"node '{run.node.id}'{_run_suffix(run.key, run.node.id)}"
+        if self.paused:
+            return f"{where} runs once the instance is resumed"
+        if not self.engine.can_run(run.node.type):
+            return f"{where} needs a worker with node type '{run.node.type}'"
+        return f"{where} needs a worker serving queue '{self.definition.queue_of(run.node)}'"
+
+    def _lanes(self, runs: list[Any]) -> list[str]:
+        """The lanes (queue and node type) of ``runs`` (ready or waiting runs), sorted."""
+        return sorted({lane(self.definition.queue_of(run.node), run.node.type) for run in runs})
 
     def _decide(self, now: datetime) -> Plan:
         plan = self.decider.decide(self.view, now)
@@ -360,19 +374,17 @@ class InstanceDriver:
 
     async def _park(self, plan: Plan, results: list[StepResult]) -> None:
         """Nothing this worker can run is left: hand the instance back, waiting or for another worker."""
-        blocked = [run for run in plan.ready if self.paused or not self.engine.can_run(run.node.type)]
+        blocked = [run for run in plan.ready if self.paused or not self._can_run(run)]
         node_types = sorted({run.node.type for run in blocked} | {wait.node.type for wait in plan.waiting})
-        reasons = [
-            f"node '{run.node.id}'{_run_suffix(run.key, run.node.id)} runs once the instance is resumed"
-            if self.paused
-            else f"node '{run.node.id}'{_run_suffix(run.key, run.node.id)} needs a worker with node type "
-            f"'{run.node.type}'"
-            for run in blocked
-        ]
+        reasons = [self._blocked_reason(run) for run in blocked]
         reasons += [
             f"node '{wait.node.id}'{_run_suffix(wait.key, wait.node.id)} {wait.reason}" for wait in plan.waiting
         ]
-        fields: dict[str, Any] = {"node_types": node_types or [ANY_WORKER], "wait_reason": "; ".join(reasons)[:2000]}
+        fields: dict[str, Any] = {
+            "node_types": node_types or [ANY_WORKER],
+            "lanes": self._lanes([*blocked, *plan.waiting]) if node_types else [ANY_QUEUE],
+            "wait_reason": "; ".join(reasons)[:2000],
+        }
         if blocked:
             fields.update(status="pending", run_in=0.0)
         else:
@@ -444,6 +456,7 @@ class InstanceDriver:
             "lease_token": self.held.lease_token,
             "status": status,
             "node_types": [first.node.type] if len(ready) == 1 else sorted({run.node.type for run in ready}),
+            "lanes": self._lanes(ready),
             "attempt": first.attempt if first else 1,
             "run_in": self.engine.lease_seconds,
             "keep_lease": status == "running",

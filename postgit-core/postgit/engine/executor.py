@@ -70,6 +70,7 @@ class Executor:
         watchdog: LoopWatchdog | None = None,
         clock: Clock = SYSTEM_CLOCK,
         tracer_provider: Any = None,
+        queues: frozenset[str] | None = None,
     ):
         # on_timer gets a timestamp on ``clock`` whenever an instance is parked until a time (a timer, a retry),
         # so that the worker wakes up then
@@ -90,12 +91,18 @@ class Executor:
         self.on_timer = on_timer
         self.node_types = frozenset(registry) | ENGINE_TYPES | {ANY_WORKER}
         """The node types this worker claims instances for."""
+        self.queues = queues
+        """The queues whose runs this worker runs (None: every queue)."""
         self.drivers: dict[uuid.UUID, InstanceDriver] = {}
         self.unwritten_starts: set[InstanceDriver] = set()
         """Drivers holding the starts of steps that no write has carried yet."""
 
     def can_run(self, node_type: str) -> bool:
         return node_type in self.registry or node_type in ENGINE_TYPES
+
+    def serves(self, queue: str) -> bool:
+        """Whether this worker runs the runs of ``queue``."""
+        return self.queues is None or queue in self.queues
 
     def note_timer(self, at: float) -> None:
         if self.on_timer is not None:

@@ -4,6 +4,13 @@ Every worker runs :class:`Retention` on its own; a transaction-scoped advisory l
 time (the others find it held and wait for their next turn). A batch deletes at most :data:`PURGE_BATCH` instances
 with their steps, runs, signals and events, so no statement holds locks for long; the instances a worker holds are
 never finished, so retention never meets a lease.
+
+The same task caps each instance's events (its activity log; the engine reads its progress from steps and runs,
+never from events): an instance with more than ``events_keep`` events keeps its first tenth and its latest ones,
+and the events between are replaced by one ``events_compacted`` event that counts them by kind. It looks only at the
+instances among the events written since its last pass (a mark in the database), in windows of
+:data:`SCAN_WINDOW` events (at most :data:`SCAN_WINDOWS_PER_PASS` a pass), and removes at most
+:data:`COMPACT_BATCH` events per statement.
 """
 
 from __future__ import annotations
@@ -19,6 +26,10 @@ log = logging.getLogger("postgit.worker")
 RETENTION_LOCK_ID = 0x706F73746769_02
 """Advisory lock key held while purging ('postgit' in hex, then 02)."""
 PURGE_BATCH = 500
+SCAN_WINDOW = 10_000
+SCAN_WINDOWS_PER_PASS = 100
+"""A pass reads at most this many windows (a million events), so a backlog never holds up the deleting."""
+COMPACT_BATCH = 5_000
 
 
 class Retention:
@@ -29,12 +40,16 @@ class Retention:
         retention_seconds: How long instances of workflows without a retention of their own are kept (None: for
             ever); also how long an event sent by key waits for an instance to take it.
         interval: Seconds between passes.
+        events_keep: The most events an instance keeps (None: all of them).
     """
 
-    def __init__(self, store: Store, retention_seconds: float | None, interval: float):
+    def __init__(
+        self, store: Store, retention_seconds: float | None, interval: float, *, events_keep: int | None = None
+    ):
         self.store = store
         self.retention_seconds = retention_seconds
         self.interval = interval
+        self.events_keep = events_keep
 
     async def run(self) -> None:
         while True:
@@ -43,6 +58,43 @@ class Retention:
                 await self.purge()
             except Exception as exc:  # the next pass tries again; a worker does not stop for its housekeeping
                 log.warning("retention pass failed: %s", exc)
+            try:
+                await self.compact_events()
+            except Exception as exc:
+                log.warning("event compaction pass failed: %s", exc)
+
+    async def compact_events(self) -> int:
+        """Cap the instances with too many events among those written since the last pass; how many were removed.
+
+        Stops early when another process holds the maintenance lock; the next pass goes on from the mark.
+        """
+        if self.events_keep is None:
+            return 0
+        head = max(1, self.events_keep // 10)
+        tail = self.events_keep - head - 1  # one more for the compaction's own event
+        after = await self.store.events_mark()
+        removed = 0
+        for _ in range(SCAN_WINDOWS_PER_PASS):
+            found = await self.store.scan_events(after=after, window=SCAN_WINDOW, keep=self.events_keep)
+            if found["last_id"] is None:
+                break
+            for instance_id in found["over"]:
+                while True:
+                    count = await self.store.compact_instance_events(
+                        instance_id, head=head, tail=tail, limit=COMPACT_BATCH, lock_id=RETENTION_LOCK_ID
+                    )
+                    if count is None:
+                        return removed  # another process is at it; the mark stays, the next pass goes on
+                    removed += count
+                    if count < COMPACT_BATCH:
+                        break
+            after = found["last_id"]
+            await self.store.set_events_mark(after)
+            if found["scanned"] < SCAN_WINDOW:
+                break
+        if removed:
+            log.info("events: compacted %d events of long-running instances", removed)
+        return removed
 
     async def purge(self) -> int:
         """One pass: delete batch after batch until nothing more is due; how many instances were deleted."""

@@ -80,8 +80,13 @@ class Worker:
             watchdog=self.watchdog,
             clock=clock,
             tracer_provider=tracer_provider,
+            queues=settings.queues,
         )
-        self.retention = Retention(store, settings.retention_seconds, settings.retention_interval_seconds)
+        self.queues = settings.queues
+        """The queues this worker serves (None: every queue)."""
+        self.retention = Retention(
+            store, settings.retention_seconds, settings.retention_interval_seconds, events_keep=settings.events_keep
+        )
         self.scheduler = Scheduler(WorkflowService(store, registry))
         self.node_types = self.executor.node_types
         self.registered_types = self.node_types - {ANY_WORKER}
@@ -110,8 +115,13 @@ class Worker:
 
     async def run(self) -> None:
         """Register, run until stopped, hand back leases, deregister."""
-        await self.store.register_worker(self.id, self.registered_types, self.plugins)
-        log.info("worker %s started with node types %s", self.id, ", ".join(sorted(self.registry)))
+        await self.store.register_worker(self.id, self.registered_types, self.plugins, self.queues)
+        log.info(
+            "worker %s started with node types %s, serving %s",
+            self.id,
+            ", ".join(sorted(self.registry)),
+            "every queue" if self.queues is None else "queues " + ", ".join(sorted(self.queues)),
+        )
         try:
             await self.executor.plugin_check.check_deployed(self.store)
         except Exception as exc:  # a warning only: never a reason not to start
@@ -173,6 +183,7 @@ class Worker:
                     node_types=self.node_types,
                     limit=min(free, MAX_CLAIM_BATCH),
                     lease_seconds=self.settings.lease_seconds,
+                    queues=self.queues,
                 )
             except Exception as exc:
                 log.warning("claiming failed (%s); retrying", exc)
@@ -235,7 +246,7 @@ class Worker:
         poll = self.settings.poll_seconds * random.uniform(0.8, 1.0)
         candidates = [poll]
         try:
-            next_run_at = await self.store.next_run_at(self.node_types)
+            next_run_at = await self.store.next_run_at(self.node_types, self.queues)
         except Exception:
             next_run_at = None
         now = self.clock.now().timestamp()
@@ -280,7 +291,7 @@ class Worker:
                 if self._held.get(instance_id) == held[instance_id]:
                     self._lease_ends[instance_id] = sent + self.settings.lease_seconds
             try:
-                await self.store.heartbeat_worker(self.id, self.registered_types, self.plugins)
+                await self.store.heartbeat_worker(self.id, self.registered_types, self.plugins, self.queues)
             except Exception as exc:
                 log.warning("renewing the worker's heartbeat failed (%s)", exc)
             # A renewal that races with the commit finishing an instance fails harmlessly; only a lease that

@@ -13,13 +13,15 @@ SUMMARY_LIMIT = 120
 
 @dataclass
 class TreeNode:
-    """One node as drawn: its id, type, role under its parent, a one-line summary, and its children."""
+    """One node as drawn: its id, type, role under its parent, a one-line summary, its queue, and its children."""
 
     id: str
     type: str
     role: str = ""
     summary: str = ""
     sub_workflow: str | None = None
+    queue: str | None = None
+    """A step's queue, its own or its workflow's (None: it names none, the ``default`` queue)."""
     children: list[TreeNode] = field(default_factory=list)
 
     @property
@@ -38,18 +40,21 @@ def root_of(definition: Any) -> Any:
 def definition_tree(definition: Any) -> TreeNode | None:
     """The tree of a stored definition; None when it is not a node."""
     root = root_of(definition)
-    return _node(root, "") if isinstance(root, dict) else None
+    queue = definition.get("queue") if root is not definition and isinstance(definition, dict) else None
+    return _node(root, "", queue) if isinstance(root, dict) else None
 
 
-def _node(data: dict[str, Any], role: str) -> TreeNode:
+def _node(data: dict[str, Any], role: str, queue: str | None = None) -> TreeNode:
     node_type = str(data.get("type", "?"))
     node = TreeNode(id=str(data.get("id", "?")), type=node_type, role=role, summary=_summary(node_type, data))
+    if node_type not in CONTROL_SETTINGS:
+        node.queue = data.get("queue") or queue
     params = data.get("params") if isinstance(data.get("params"), dict) else {}
     if node_type == "SubWorkflow" and isinstance(params.get("workflow"), str):
         node.sub_workflow = params["workflow"]
     for child_role, child in control_children(data):
         if isinstance(child, dict):
-            node.children.append(_node(child, child_role))
+            node.children.append(_node(child, child_role, queue))
     if node_type == "Switch":  # each case's condition, in the role shown next to its node
         cases = [case for case in data.get("cases") or [] if isinstance(case, dict)]
         for case, child in zip(cases, node.children, strict=False):

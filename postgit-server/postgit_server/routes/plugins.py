@@ -22,8 +22,9 @@ ENGINE_PACKAGE = "postgit-core"
 async def list_plugins(service: Service) -> list[PluginRow]:
     """One row per node type, sorted by name: its provenance on the server, and the live workers that can run it.
 
-    `worker_versions` gives the package and version each of those workers runs, and `warnings` each worker whose
-    differ from the server's (which validated the definitions). The node types the engine runs itself are listed
+    `worker_versions` gives the package and version each of those workers runs, `worker_queues` the queues each
+    serves (null: every queue), and `warnings` each worker whose versions differ from the server's (which validated
+    the definitions). The node types the engine runs itself are listed
     too, with `builtin` true.
     """
     workers = await service.live_workers()
@@ -74,6 +75,7 @@ async def list_plugins(service: Service) -> list[PluginRow]:
                     "workers": ids,
                     "worker_versions": {} if rows[name].get("builtin") else versions,
                     "warnings": warnings.get(name, []),
+                    "worker_queues": {worker["id"]: worker.get("queues") for worker in workers if worker["id"] in ids},
                 }
             )
         )

@@ -13,5 +13,5 @@ router = APIRouter(tags=["workers"])
 
 @router.get("/workers", dependencies=[VIEWER], response_model=list[WorkerRow])
 async def list_workers(service: Service) -> list[WorkerRow]:
-    """Live workers, by id, with the node types each can run."""
+    """Live workers, by id, with the node types each can run and the queues it serves."""
     return [WorkerRow.model_validate(row) for row in await service.live_workers()]

@@ -5,7 +5,7 @@
 WITH items AS (
     SELECT * FROM jsonb_to_recordset(%(items)s::jsonb) AS x(
         id uuid, workflow text, version int, latest boolean, state jsonb, current_node text, node_types text[],
-        idempotency_key text, timeout double precision, parent_id uuid, parent_run_key text,
+        lanes text[], idempotency_key text, timeout double precision, parent_id uuid, parent_run_key text,
         cancel_with_parent boolean, traceparent text, start_at timestamptz, wait_reason text, priority smallint,
         concurrency_key text, concurrency_limit int, concurrency_strategy text)
 ), latest AS (
@@ -14,12 +14,12 @@ WITH items AS (
 ), stale AS (
     SELECT x.id FROM items x JOIN latest l ON l.name = x.workflow WHERE x.latest AND x.version <> l.version
 ), created AS (
-    INSERT INTO postgit.instances (id, workflow, version, status, state, current_node, node_type, node_types, run_at,
-                                   idempotency_key, deadline_at, parent_id, parent_run_key, cancel_with_parent,
+    INSERT INTO postgit.instances (id, workflow, version, status, state, current_node, node_type, node_types, lanes,
+                                   run_at, idempotency_key, deadline_at, parent_id, parent_run_key, cancel_with_parent,
                                    traceparent, wait_reason, priority, concurrency_key, concurrency_limit,
                                    concurrency_strategy)
     SELECT x.id, x.workflow, x.version, 'pending', x.state, x.current_node, x.node_types[1], x.node_types,
-           greatest(now(), COALESCE(x.start_at, now())), x.idempotency_key,
+           COALESCE(x.lanes, '{*}'), greatest(now(), COALESCE(x.start_at, now())), x.idempotency_key,
            greatest(now(), COALESCE(x.start_at, now())) + make_interval(secs => x.timeout), x.parent_id,
            x.parent_run_key, COALESCE(x.cancel_with_parent, true), x.traceparent, x.wait_reason,
            COALESCE(x.priority, 3), x.concurrency_key, x.concurrency_limit, x.concurrency_strategy
@@ -54,7 +54,7 @@ SELECT id, status, idempotency_key FROM postgit.instances WHERE idempotency_key 
 
 -- name: get_instance
 -- One instance.
-SELECT id, workflow, version, status, state, current_node, node_type, node_types, attempt, run_at, lease_owner,
+SELECT id, workflow, version, status, state, current_node, node_type, node_types, lanes, attempt, run_at, lease_owner,
        lease_expires_at, idempotency_key, error, wait_reason, deadline_at, parent_id, parent_run_key,
        paused_at, pause_reason, retries, priority, concurrency_key, holds_slot, awaiting_slot, created_at,
        updated_at, finished_at
@@ -77,8 +77,10 @@ FROM postgit.instances WHERE parent_id = %(id)s ORDER BY created_at, id;
 
 -- name: claim_instances
 -- Lease up to `limit` due instances that this worker can make progress on (or that are past their deadline),
--- skipping rows other workers hold; each comes with the latest attempt of every leaf run, its control runs, and
--- the events sent to it (or by the keys its runs wait on) that no run has taken yet. An instance whose lease
+-- skipping rows other workers hold; a worker that serves some queues only (`lanes` not null: the queue and node
+-- type pairs it serves, and '*') takes only the instances with a run it can run. Each comes with the latest attempt
+-- of every leaf run, its control runs, and the events sent to it (or by the keys its runs wait on) that no run has
+-- taken yet. An instance whose lease
 -- expired (its worker stopped) gets a `lease_expired` event, and a `step_interrupted` event for each step whose
 -- latest logged attempt started and never ended: that attempt runs again.
 WITH due AS (
@@ -89,7 +91,8 @@ WITH due AS (
         FROM postgit.instances
         WHERE priority = p.priority AND status IN ('pending', 'running', 'waiting') AND paused_at IS NULL
           AND NOT awaiting_slot AND run_at <= now()
-          AND (node_types && %(node_types)s::text[] OR deadline_at <= now())
+          AND ((node_types && %(node_types)s::text[] AND (%(lanes)s::text[] IS NULL OR lanes && %(lanes)s::text[]))
+               OR deadline_at <= now())
         ORDER BY run_at
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
@@ -112,6 +115,9 @@ WITH due AS (
         SELECT DISTINCT ON (e.node_id, e.data -> 'run', e.data -> 'attempt') e.kind, e.node_id, e.data
         FROM postgit.events e
         WHERE e.instance_id = l.id
+          -- events before a compacted stretch may have lost their ends in it (see compact_instance_events)
+          AND e.id > COALESCE((SELECT max(c.id) FROM postgit.events c
+                               WHERE c.instance_id = l.id AND c.kind = 'events_compacted'), 0)
           AND e.kind IN ('step_started', 'step_completed', 'step_failed', 'step_suspended', 'step_cancelled',
                          'step_interrupted')
         ORDER BY e.node_id, e.data -> 'run', e.data -> 'attempt', e.id DESC
@@ -157,14 +163,15 @@ SELECT id FROM postgit.instances WHERE id = ANY(%(ids)s::uuid[]) AND commit_id =
 WITH batch AS (
     SELECT * FROM jsonb_to_recordset(%(batch)s::jsonb) AS b(
         seq int, id uuid, parent_id uuid, lease_token bigint, log_only boolean, status text, state jsonb,
-        current_node text, node_type text, node_types text[], attempt int, run_at timestamptz,
+        current_node text, node_type text, node_types text[], lanes text[], attempt int, run_at timestamptz,
         run_in double precision, keep_lease boolean, signal_seq bigint, error jsonb, wait_reason text, steps jsonb,
         runs jsonb, deliveries jsonb, events jsonb, running jsonb)
 ), updated AS (
     UPDATE postgit.instances i
     SET status = b.status,
         state = COALESCE(b.state, i.state),
-        current_node = b.current_node, node_type = b.node_type, node_types = b.node_types, attempt = b.attempt,
+        current_node = b.current_node, node_type = b.node_type, node_types = b.node_types,
+        lanes = COALESCE(b.lanes, i.lanes), attempt = b.attempt,
         -- a kept lease is left as it is (the worker renews it): no indexed column changes, so the update can be
         -- a HOT update that touches no index; an instance parked while an event arrived is due again at once
         run_at = CASE WHEN b.keep_lease THEN i.run_at
@@ -339,14 +346,16 @@ WITH RECURSIVE tree AS (
 SELECT id FROM cancelled;
 
 -- name: next_run_at
--- When the earliest active instance this worker could claim is due: by its node types (the claim index, in run_at
--- order per priority), or by its deadline (the earliest deadlines only: a hint for waking up, the fallback poll does the rest).
+-- When the earliest active instance this worker could claim is due: by its node types and lanes (the claim index,
+-- in run_at order per priority), or by its deadline (the earliest deadlines only: a hint for waking up, the fallback
+-- poll does the rest).
 SELECT least(
     (SELECT min(soonest.run_at) FROM unnest('{1,2,3,4,5}'::smallint[]) AS p(priority)
      CROSS JOIN LATERAL (
         SELECT run_at FROM postgit.instances
         WHERE priority = p.priority AND status IN ('pending', 'running', 'waiting') AND paused_at IS NULL
           AND NOT awaiting_slot AND node_types && %(node_types)s::text[]
+          AND (%(lanes)s::text[] IS NULL OR lanes && %(lanes)s::text[])
         ORDER BY run_at LIMIT 1) AS soonest),
     (SELECT min(greatest(run_at, deadline_at)) FROM (
         SELECT run_at, deadline_at FROM postgit.instances

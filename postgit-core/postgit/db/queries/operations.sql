@@ -57,7 +57,8 @@ WITH target AS (
 ), retried AS (
     UPDATE postgit.instances i
     SET status = 'pending', version = %(version)s, run_at = now(), error = NULL, finished_at = NULL,
-        wait_reason = NULL, node_types = %(node_types)s::text[], attempt = 1, lease_token = i.lease_token + 1,
+        wait_reason = NULL, node_types = %(node_types)s::text[], lanes = '{*}', attempt = 1,
+        lease_token = i.lease_token + 1,
         lease_owner = NULL, lease_expires_at = NULL, paused_at = NULL, pause_reason = NULL, running_runs = NULL,
         retries = t.retry, updated_at = now(),
         deadline_at = now() + make_interval(secs => %(timeout)s::double precision)
