@@ -11,6 +11,9 @@ steps and two events, as W1 leaves them) are inserted in bulk into a database of
 retention pass (:class:`postgit.engine.retention.Retention`, the code a worker runs) purges them in a separate
 process while W1 runs in the same database. W1 is then run again once the purge has finished: the figure is W1
 under the purge ÷ W1 idle, with how many instances the purge deleted while W1 ran.
+
+O3 (concurrency keys): W1's workflow with a concurrency key of limit 10 over 100 keys (instance ``n`` has the key
+``n % 100``), started and worked off by one worker as W1 is; the figure is its steps/s ÷ W1's with one worker.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ from harness.backlog import maintain
 from harness.config import Sizes
 from harness.database import connect
 from harness.processes import Process, base_env, start_server, start_worker
-from harness.throughput import RunPaths, run_w1
+from harness.throughput import RunPaths, run_w1, start_instances, three_noops, work_off
 
 O1_WORKFLOW = "o1-every-second"
+O3_KEYS = 100
+O3_LIMIT = 10
 O2_WORKFLOW = "o2-long-finished"
 
 INSERT_FINISHED = """
@@ -199,3 +204,15 @@ def _wait_for_purge_to_begin(url: str, count: int, timeout: float = 60.0) -> Non
         if time.monotonic() > deadline:
             raise RuntimeError(f"the purge deleted nothing within {timeout:.0f}s")
         time.sleep(0.05)
+
+
+def run_keyed_w1(paths: RunPaths, sizes: Sizes) -> dict[str, Any]:
+    """O3 once: W1 with a concurrency key of limit :data:`O3_LIMIT` over :data:`O3_KEYS` keys, one worker."""
+    definition = {
+        "root": three_noops(),
+        "concurrency": {"key": f"{{{{ input.n % {O3_KEYS} }}}}", "limit": O3_LIMIT, "strategy": "queue"},
+    }
+    count = sizes.w1_instances
+    start = start_instances(paths, sizes, "o3-keyed", count, definition=definition)
+    result = work_off(paths, sizes, "o3-keyed", count, 1)
+    return {"keys": O3_KEYS, "limit": O3_LIMIT, "start": start, **result}

@@ -28,6 +28,7 @@ TARGETS = {
     "o1_lateness_p99_ms": ("<=", 50.0),
     "o2_ratio_to_idle": (">=", 0.8),
     "c1_worst_p95_ms": ("<=", 100.0),
+    "o3_ratio_to_w1": (">=", 0.7),
 }
 
 
@@ -83,6 +84,8 @@ def derive(results: dict[str, Any]) -> dict[str, Any]:
     results["memory"] = {"worker_peak_rss_mb": max((value for value in rss if value is not None), default=None)}
     starts = sorted(each["start_instances_per_second"] for run in w1.values() for each in run["rounds"])
     results["w1"]["start_per_second_median"] = starts[(len(starts) - 1) // 2] if starts else None
+    keyed = results["o3"]
+    keyed["ratio_to_w1"] = _ratio(keyed["steps_per_second"], w1["1"]["steps_per_second"] if "1" in w1 else None)
     scale = results["s1"]
     scale["start_ratio_to_one_server"] = _ratio(
         scale["start"]["instances_per_second"], results["w1"]["start_per_second_median"]
@@ -108,6 +111,7 @@ def derive(results: dict[str, Any]) -> dict[str, Any]:
         "o1_lateness_p99_ms": results["o1"]["lateness_p99_ms"],
         "o2_ratio_to_idle": results["o2"]["ratio_to_idle"],
         "c1_worst_p95_ms": results["c1"]["worst_p95_ms"],
+        "o3_ratio_to_w1": results["o3"]["ratio_to_w1"],
     }
     results["targets"] = {
         name: {"value": figures[name], "target": f"{op} {limit:g}", "met": _met(figures[name], op, limit)}
@@ -192,6 +196,7 @@ def table(results: dict[str, Any]) -> str:
     runs += [(f"F1, {f1['workers']} worker(s)", f1), (f"F2, {f2['workers']} worker(s)", f2)]
     s1 = results["s1"]
     runs.append((f"S1, {s1['servers']}+{s1['workers']}", s1))
+    runs.append(("O3, 1 worker", results["o3"]))
     for label, run in runs:
         lines.append(f"  {label:<18}" + "".join(f"{value(run):>{width}}" for _, _, width, value in columns))
     backlog = results["w4"]["backlog"]
@@ -218,6 +223,8 @@ def table(results: dict[str, Any]) -> str:
         f"({_n(o2['purged_while_w1_ran'])} deleted meanwhile{'' if o2['purge_outlasted_w1'] else ', purge ended first'}"
         f"): {_n(o2['w1_purging_steps_per_second'])} steps/s, idle {_n(o2['w1_idle_steps_per_second'])}; "
         f"÷ idle = {_n(o2['ratio_to_idle'], 2)}",
+        f"  O3: W1 with a concurrency key of limit {results['o3']['limit']} over {results['o3']['keys']} keys, "
+        f"1 worker: ÷ W1 with 1 worker = {_n(results['o3']['ratio_to_w1'], 2)}",
     ]
     c1 = results["c1"]
     lines += [

@@ -19,7 +19,7 @@ from harness.control_flow import run_f1, run_f2
 from harness.database import connect, connection_transactions, enable_statement_stats, fresh_database, pg_server
 from harness.event_latency import f3_event_latency
 from harness.latency import w2_start_latency, w3_timer_lateness
-from harness.operations import run_purge, run_schedules
+from harness.operations import O3_KEYS, O3_LIMIT, run_keyed_w1, run_purge, run_schedules
 from harness.processes import Process, start_server, start_worker
 from harness.report import derive
 from harness.scale import SERVERS, WORKERS, run_scale
@@ -186,8 +186,8 @@ def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 def run(sizes: Sizes, *, stamp: str, log_dir: Path, profile_dir: Path | None, keep_db: bool) -> dict[str, Any]:
     """Run every workload once; the results with the derived figures and targets.
 
-    Three fresh databases: one for the ceiling, the batch starts, W1, W2, W3, F1, F2, F3, S1, O1 and the profile, one
-    holding W4's backlog (and C1's instances), one holding the finished instances O2 purges.
+    Three fresh databases: one for the ceiling, the batch starts, W1, W2, W3, F1, F2, F3, S1, O1, O3 and the profile,
+    one holding W4's backlog (and C1's instances), one holding the finished instances O2 purges.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"schema": 1, "stamp": stamp, "mode": sizes.mode, "sizes": sizes.to_json()}
@@ -235,6 +235,9 @@ def run(sizes: Sizes, *, stamp: str, log_dir: Path, profile_dir: Path | None, ke
         results["s1"] = run_scale(paths, sizes)
         say(f"O1: {sizes.o1_schedules} schedules firing every second for {sizes.o1_seconds} s")
         results["o1"] = run_schedules(paths, sizes)
+        say(f"O3: W1 with a concurrency key (limit {O3_LIMIT}, {O3_KEYS} keys), 1 worker")
+        maintain(paths.url)
+        results["o3"] = run_keyed_w1(paths, sizes)
         say(f"O2: W1 while {sizes.o2_finished:,} finished instances are purged, then W1 idle")
         results["o2"] = run_purge(prepare(server.admin_url, purge_url, log_dir), sizes)
     results["machine"]["load_average_at_end"] = [round(value, 2) for value in os.getloadavg()]

@@ -115,6 +115,11 @@ def test_smoke_run_measures_every_figure(tmp_path):
     assert o2["purged_while_w1_ran"] > 0
     assert positive(o2["w1_purging_steps_per_second"]) and positive(o2["ratio_to_idle"])
 
+    o3 = results["o3"]
+    assert o3["keys"] == 100 and o3["limit"] == 10 and o3["start"]["instances"] == sizes["w1_instances"]
+    assert o3["steps"] == 3 * sizes["w1_instances"] and o3["steps_not_completed"] == 0
+    assert positive(o3["steps_per_second"]) and positive(o3["ratio_to_w1"])
+
     c1 = results["c1"]
     assert c1["instances"] >= sizes["w4_waiting"] and c1["requests_per_filter"] == sizes["c1_requests"]
     assert len(c1["filters"]) >= 8 and all(positive(f["p95_ms"]) for f in c1["filters"].values())
@@ -125,7 +130,7 @@ def test_smoke_run_measures_every_figure(tmp_path):
         "w1_ratio_to_ceiling", "start_per_second", "batch_start_per_second", "w2_p50_ms", "w2_p99_ms", "w3_p99_ms",
         "w3_max_ms", "w4_ratio_to_w1", "worker_peak_rss_mb", "f1_ratio_to_w1", "f2_ratio_to_w1", "f3_p50_ms",
         "f3_p99_ms", "s1_ran_twice", "o1_not_started_once", "o1_lateness_p99_ms", "o2_ratio_to_idle",
-        "c1_worst_p95_ms",
+        "c1_worst_p95_ms", "o3_ratio_to_w1",
     }  # fmt: skip
     assert all(target["value"] is not None for target in results["targets"].values())
 
