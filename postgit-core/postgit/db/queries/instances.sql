@@ -338,26 +338,34 @@ SELECT least(
 
 -- name: find_instances
 -- A page of instances newest first, after the keyset (created_at, id) when given, each filter optional; every row
--- carries the counts per status of the instances the filters other than status and the keyset match.
-WITH matching AS (
+-- carries the counts per status of the instances the filters other than status and the keyset match, each counted
+-- up to `count_cap` rows at most (an index scan per status that stops there), so that its cost stays bounded.
+WITH page AS (
     SELECT id, workflow, version, status, current_node, node_type, attempt, error, wait_reason, parent_id,
            idempotency_key, created_at, updated_at, finished_at
     FROM postgit.instances
-    WHERE (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
+    WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
+      AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
       AND (%(id)s::uuid IS NULL OR id = %(id)s::uuid)
       AND (%(idempotency_key)s::text IS NULL OR idempotency_key = %(idempotency_key)s::text)
       AND (%(created_from)s::timestamptz IS NULL OR created_at >= %(created_from)s::timestamptz)
       AND (%(created_to)s::timestamptz IS NULL OR created_at < %(created_to)s::timestamptz)
-), counts AS (
-    SELECT COALESCE(jsonb_object_agg(status, instances), '{}'::jsonb) AS counts
-    FROM (SELECT status, count(*) AS instances FROM matching GROUP BY status) c
-), page AS (
-    SELECT * FROM matching
-    WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
       AND (%(after_created_at)s::timestamptz IS NULL
            OR (created_at, id) < (%(after_created_at)s::timestamptz, %(after_id)s::uuid))
     ORDER BY created_at DESC, id DESC
     LIMIT %(limit)s
+), counts AS (
+    SELECT jsonb_object_agg(s.status, (
+        SELECT count(*) FROM (
+            SELECT FROM postgit.instances i
+            WHERE i.status = s.status
+              AND (%(workflow)s::text IS NULL OR i.workflow = %(workflow)s::text)
+              AND (%(id)s::uuid IS NULL OR i.id = %(id)s::uuid)
+              AND (%(idempotency_key)s::text IS NULL OR i.idempotency_key = %(idempotency_key)s::text)
+              AND (%(created_from)s::timestamptz IS NULL OR i.created_at >= %(created_from)s::timestamptz)
+              AND (%(created_to)s::timestamptz IS NULL OR i.created_at < %(created_to)s::timestamptz)
+            LIMIT %(count_cap)s) AS capped)) AS counts
+    FROM unnest(%(statuses)s::text[]) AS s(status)
 )
 SELECT c.counts, p.* FROM counts c LEFT JOIN page p ON true
 ORDER BY p.created_at DESC NULLS LAST, p.id DESC;
