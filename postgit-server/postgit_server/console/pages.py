@@ -13,6 +13,8 @@ lost delays an update until the next long poll starts (:data:`LONG_POLL_SECONDS`
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -158,14 +160,29 @@ async def instances_page(request: Request, session: CurrentSession) -> Response:
 
 @router.get("/instances/live")
 async def instances_live(request: Request, session: CurrentSession) -> Response:
-    """The first page's counts and rows; with ``wait``, once something changed (or after ``wait`` seconds)."""
+    """The first page's counts and rows once they differ from ``seen`` (the page's version of them).
+
+    As an instance's live part: at once without ``wait`` (204 when nothing changed); with ``wait``, a long poll
+    that looks again each time any instance changes, letting changes gather for :data:`LIST_SETTLE_SECONDS` first.
+    """
+    seen = request.query_params.get("seen")
     try:
         waiting = _wait_seconds(request.query_params.get("wait"))
         hub = request.app.state.changes
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + waiting
         with hub.watch() as watch:
-            if waiting and await watch.wait(waiting) and not hub.closed:
-                await asyncio.sleep(LIST_SETTLE_SECONDS)  # a burst of changes is shown in one render
-        context = await _instances_context(request)
+            while True:
+                context = await _instances_context(request)
+                if seen is None or seen != context["seen"]:
+                    break
+                remaining = deadline - loop.time()
+                if remaining <= 0 or hub.closed:
+                    return Response(status_code=204)
+                if await watch.wait(remaining):
+                    await asyncio.sleep(max(0.0, min(LIST_SETTLE_SECONDS, deadline - loop.time())))
+                elif loop.time() >= deadline:
+                    return Response(status_code=204)
     except (PageError, PostgitError) as exc:
         return failure_page(request, session, exc)
     return page(request, session, "_instances_live.html", context)
@@ -180,7 +197,7 @@ async def _instances_context(request: Request) -> dict[str, Any]:
     counts, rows = await store.find_instances(**filters, after=after, limit=limit + 1, count_cap=COUNT_CAP)
     more = len(rows) > limit
     rows = rows[:limit]
-    kept = {key: value for key, value in params.items() if key not in ("after", "wait") and value}
+    kept = {key: value for key, value in params.items() if key not in ("after", "wait", "seen") and value}
     next_url = None
     if more:
         last = rows[-1]
@@ -190,6 +207,7 @@ async def _instances_context(request: Request) -> dict[str, Any]:
         for status in InstanceStatus
     }
     capped = any(count > COUNT_CAP for count in counts.values())
+    seen = _list_tag(rows, counts, next_url)
     return {
         "instances": rows,
         "counts": {status: _count(n) for status, n in counts.items()},
@@ -202,8 +220,18 @@ async def _instances_context(request: Request) -> dict[str, Any]:
         "filters": params,
         "next_url": next_url,
         "first_url": "/ui/instances?" + urlencode(kept) if after else None,
-        "live_url": None if after else "/ui/instances/live?" + urlencode({**kept, "wait": LONG_POLL_SECONDS}),
+        "seen": seen,
+        "live_url": None
+        if after
+        else "/ui/instances/live?" + urlencode({**kept, "seen": seen, "wait": LONG_POLL_SECONDS}),
     }
+
+
+def _list_tag(rows: list[dict[str, Any]], counts: Mapping[str, int], next_url: str | None) -> str:
+    """What changes whenever a list page's live part would: its rows' versions, the counts, the next page."""
+    shown = [(str(row["id"]), row["status"], row["updated_at"].isoformat()) for row in rows]
+    text = json.dumps([shown, sorted(counts.items()), next_url])
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def _count(n: int, more: bool = False) -> str:
