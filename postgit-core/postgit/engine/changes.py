@@ -41,16 +41,16 @@ class ChangeWatch:
     def _wake(self) -> None:
         self._changed.set()
 
-    async def wait(self, seconds: float) -> bool:
+    async def wait(self, seconds: float, *, unheard: float | None = None) -> bool:
         """Wait for a change (True, and the next wait waits for the next one) or ``seconds`` (False).
 
-        While the hub is not listening the wait lasts :attr:`ChangeHub.degraded_seconds` at most, and it ends at
-        once when the hub closes (the server is stopping).
+        While the hub is not listening the wait lasts ``unheard`` seconds at most (by default
+        :attr:`ChangeHub.degraded_seconds`), and it ends at once when the hub closes (the server is stopping).
         """
         if self._hub.closed:
             return True
         if not self._hub.listening:
-            seconds = min(seconds, self._hub.degraded_seconds)
+            seconds = min(seconds, self._hub.degraded_seconds if unheard is None else unheard)
         try:
             await asyncio.wait_for(self._changed.wait(), max(0.0, seconds))
         except TimeoutError:
