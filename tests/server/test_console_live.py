@@ -13,7 +13,14 @@ import httpx
 import psycopg
 from fastapi import FastAPI
 
-from postgit.db.changes import EVERYTHING, MAX_NOTIFICATIONS, MAX_PAYLOAD, change_payloads
+from postgit.db.changes import (
+    EVERYTHING,
+    MAX_IDS,
+    MAX_NOTIFICATIONS,
+    MAX_PAYLOAD,
+    ChangeNotifier,
+    change_payloads,
+)
 from postgit.engine.changes import ChangeHub
 from postgit.starts import StartItem
 from postgit_server.app import begin_shutdown, create_app
@@ -185,3 +192,39 @@ def test_changes_are_announced_in_payloads_under_the_limit():
     assert change_payloads(ids[:2], everything=True) == [EVERYTHING]
     too_many = [str(uuid.uuid4()) for _ in range(MAX_NOTIFICATIONS * MAX_PAYLOAD // 36 + 10)]
     assert change_payloads(too_many) == [EVERYTHING]
+
+
+async def test_while_the_hub_cannot_listen_a_watch_waits_briefly_and_wakes_on_reconnection():
+    hub = ChangeHub(degraded_seconds=0.1)
+    with hub.watch(uuid.uuid4()) as watch:
+        assert await watch.wait(30) is False  # cut to degraded_seconds: the page polls slowly instead of freezing
+        hub.listening = True
+        waiter = asyncio.create_task(watch.wait(30))
+        await asyncio.sleep(0)
+        hub.wake_all()  # what a (re)connection does: whatever changed meanwhile was not heard
+        assert await asyncio.wait_for(waiter, BOUND) is True
+        hub.close()
+        assert await watch.wait(30) is True
+    assert hub.watchers == 0
+
+
+async def test_a_notifier_gathers_ids_and_sends_them_once():
+    sent: list[list[str]] = []
+    flushed = asyncio.Event()
+
+    async def send(payloads: list[str]) -> None:
+        sent.append(payloads)
+        flushed.set()
+
+    notifier = ChangeNotifier(send, flush_seconds=0.01)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    notifier.changed([first])
+    notifier.changed([second, first])
+    await asyncio.wait_for(flushed.wait(), BOUND)
+    assert len(sent) == 1 and sorted(sent[0][0].split(",")) == sorted([str(first), str(second)])
+    notifier.changed_everything()
+    await notifier.aclose()
+    assert sent[-1] == [EVERYTHING]
+    notifier.changed(uuid.uuid4() for _ in range(MAX_IDS + 1))  # too many to name
+    await notifier.aclose()
+    assert sent[-1] == [EVERYTHING] and len(sent) == 3

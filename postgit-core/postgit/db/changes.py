@@ -25,6 +25,8 @@ MAX_PAYLOAD = 7900
 """Bytes of ids in one notification (PostgreSQL's limit is 8000)."""
 MAX_NOTIFICATIONS = 20
 """Notifications one announcement sends at most; past them it sends :data:`EVERYTHING` instead."""
+MAX_IDS = MAX_NOTIFICATIONS * (MAX_PAYLOAD // 37)
+"""Ids one announcement names at most (what :data:`MAX_NOTIFICATIONS` hold): past them, :data:`EVERYTHING`."""
 
 
 def change_payloads(ids: Iterable[str], everything: bool = False) -> list[str]:
@@ -62,14 +64,19 @@ class ChangeNotifier:
 
     def changed(self, ids: Iterable[uuid.UUID | str]) -> None:
         """Note instances a committed write changed; they are announced shortly."""
+        if self._everything:  # already announcing that everything changed: the ids would add nothing
+            return
         before = len(self._ids)
         self._ids.update(str(ident) for ident in ids)
-        if len(self._ids) != before:
+        if len(self._ids) > MAX_IDS:
+            self.changed_everything()
+        elif len(self._ids) != before:
             self._schedule()
 
     def changed_everything(self) -> None:
         """Note a committed write that changed instances it cannot name (every watcher will look again)."""
         self._everything = True
+        self._ids.clear()
         self._schedule()
 
     def _schedule(self) -> None:
