@@ -116,7 +116,10 @@ def create_app(settings: ServerSettings, registry: NodeRegistry | None = None) -
         app.state.outbox = OutboxSender(store, settings.smtp)
         app.state.schedules = ScheduleService(app.state.service)
         scheduler = asyncio.create_task(Scheduler(app.state.service).run(), name="scheduler")
-        listener = asyncio.create_task(app.state.changes.run(settings.listen_url), name="change-listener")
+        listener = asyncio.create_task(
+            app.state.changes.run(settings.listen_url, probe=lambda token: store.notify_changes([token])),
+            name="change-listener",
+        )
         try:
             yield
         finally:

@@ -8,6 +8,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import psycopg
@@ -37,11 +38,14 @@ BOUND = 15
 
 
 @asynccontextmanager
-async def console(database_url: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def console(
+    database_url: str, *, listening: bool = True, **settings: Any
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The app in-process with its lifespan (pool, change listener), its hub listening, and a client of it."""
-    app = create_app(server_settings(database_url))
+    app = create_app(server_settings(database_url, **settings))
     async with app.router.lifespan_context(app):
-        await asyncio.wait_for(app.state.changes.wait_listening(), BOUND)
+        if listening:
+            await asyncio.wait_for(app.state.changes.wait_listening(), BOUND)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://postgit.test", timeout=60) as client:
             yield app, client
@@ -156,6 +160,26 @@ async def test_the_listener_reconnects_after_its_connection_is_killed(database_u
         await watched(hub, poll)
         await service.cancel(instance_id)
         answer = await asyncio.wait_for(poll, BOUND)
+        assert answer.status_code == 200 and 'data-status="cancelled"' in answer.text
+
+
+async def test_a_listener_behind_a_transaction_pooler_hears_nothing_so_pages_poll(database_url, pgbouncer, caplog):
+    pooled = pgbouncer.url_for(database_url)
+    async with console(pooled, listening=False, prepared_statements=False) as (app, client):
+        hub = app.state.changes
+
+        async def warned() -> bool:
+            return "POSTGIT_LISTEN_DATABASE_URL can bypass it" in caplog.text
+
+        await wait_for(warned, timeout=BOUND, what="the hub to find that it hears nothing")
+        assert not hub.listening
+        await deploy(client, "approval", WAITS)
+        instance_id = (await start(client, "approval"))["id"]
+        page = await client.get(f"/ui/instances/{instance_id}")
+        poll = asyncio.create_task(client.get(live_url(page)))
+        await watched(hub, poll)
+        await client.post(f"/instances/{instance_id}/cancel")
+        answer = await asyncio.wait_for(poll, BOUND)  # found by polling every degraded_seconds
         assert answer.status_code == 200 and 'data-status="cancelled"' in answer.text
 
 

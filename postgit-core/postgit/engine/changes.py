@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 from psycopg import AsyncConnection
 
@@ -29,6 +30,12 @@ LISTEN_APPLICATION = "postgit-changes"
 """The ``application_name`` of a hub's LISTEN connection (how an operator, or a test, finds it)."""
 FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 10.0
+PROBE_PREFIX = "probe:"
+"""The payload of a hub's probe starts so: no watcher wakes for it."""
+PROBE_SECONDS = 5.0
+"""How long a hub waits to hear its own probe before it counts as not listening."""
+PROBE_INTERVAL_SECONDS = 60.0
+"""How often a listening hub checks, with a probe, that it still hears notifications."""
 
 
 class ChangeWatch:
@@ -52,7 +59,9 @@ class ChangeWatch:
         if not self._hub.listening:
             seconds = min(seconds, self._hub.degraded_seconds if unheard is None else unheard)
         try:
-            await asyncio.wait_for(self._changed.wait(), max(0.0, seconds))
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that races its end
+            async with asyncio.timeout(max(0.0, seconds)):
+                await self._changed.wait()
         except TimeoutError:
             return False
         self._changed.clear()
@@ -78,6 +87,8 @@ class ChangeHub:
         """The PostgreSQL backend of the current LISTEN connection."""
         self.closed = False
         self._said_down = False
+        self._probe_token = ""
+        self._probe_heard = asyncio.Event()
         self._connected = asyncio.Condition()
 
     @property
@@ -105,6 +116,8 @@ class ChangeHub:
         """Wake the watchers of the instances a notification names (all of them for :data:`EVERYTHING`)."""
         if payload == EVERYTHING:
             self.wake_all()
+            return
+        if payload.startswith(PROBE_PREFIX):
             return
         for watch in self._of_anything:
             watch._wake()
@@ -136,9 +149,8 @@ class ChangeHub:
         async with self._connected:
             await self._connected.wait_for(lambda: self.listening and self.connections >= connections)
 
-    async def _set_listening(self, listening: bool, pid: int | None = None) -> None:
+    async def _set_listening(self, listening: bool) -> None:
         self.listening = listening
-        self.backend_pid = pid
         if listening:
             self.connections += 1
             # whatever changed while nobody listened was not heard: every watcher looks again
@@ -146,27 +158,77 @@ class ChangeHub:
         async with self._connected:
             self._connected.notify_all()
 
-    async def run(self, conninfo: str) -> None:
-        """LISTEN on ``conninfo`` and publish each notification, reconnecting with backoff, until cancelled."""
+    async def _heard(self) -> None:
+        if self.listening:
+            return
+        if self._said_down:
+            log.info("listening for changes again")
+            self._said_down = False
+        await self._set_listening(True)
+
+    async def _unheard(self, why: str) -> None:
+        if not self._said_down:
+            log.warning("cannot listen for changes (%s): live pages poll until it can", why)
+            self._said_down = True
+        if self.listening:
+            await self._set_listening(False)
+
+    async def run(self, conninfo: str, probe: Callable[[str], Awaitable[object]] | None = None) -> None:
+        """LISTEN on ``conninfo`` and publish each notification, reconnecting with backoff, until cancelled.
+
+        ``probe`` sends a notification on the change channel the way writers do (through their pool): the hub
+        counts as listening only once it hears its own, checked again every :data:`PROBE_INTERVAL_SECONDS`, so that
+        a connection that hears nothing (a pooler in transaction mode in between) leaves the pages polling rather
+        than waiting in vain. Without ``probe``, a LISTEN that succeeds is trusted.
+        """
         delay = FIRST_RETRY_SECONDS
         conninfo = with_connection_defaults(conninfo, application_name=LISTEN_APPLICATION)
         while True:
             try:
                 async with await AsyncConnection.connect(conninfo, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANGE_CHANNEL}")
-                    if self._said_down:
-                        log.info("listening for changes again")
-                        self._said_down = False
-                    await self._set_listening(True, conn.info.backend_pid)
+                    self.backend_pid = conn.info.backend_pid
                     delay = FIRST_RETRY_SECONDS
-                    async for notify in conn.notifies():
-                        self.publish(notify.payload)
+                    checker = asyncio.create_task(self._check(probe)) if probe is not None else None
+                    if checker is None:
+                        await self._heard()
+                    try:
+                        async for notify in conn.notifies():
+                            if notify.payload.startswith(PROBE_PREFIX):
+                                if notify.payload == self._probe_token:
+                                    self._probe_heard.set()
+                            else:
+                                self.publish(notify.payload)
+                    finally:
+                        if checker is not None:
+                            checker.cancel()
+                            await asyncio.gather(checker, return_exceptions=True)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if not self._said_down:
-                    log.warning("cannot listen for changes (%s): live pages poll until it can", exc)
-                    self._said_down = True
-                await self._set_listening(False)
+                await self._unheard(str(exc))
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, MAX_RETRY_SECONDS)
+
+    async def _check(self, probe: Callable[[str], Awaitable[object]]) -> None:
+        """Send a probe and wait to hear it, again and again: the hub is listening while it hears them."""
+        while True:
+            self._probe_token = PROBE_PREFIX + secrets.token_hex(8)
+            self._probe_heard.clear()
+            try:
+                await probe(self._probe_token)
+                async with asyncio.timeout(PROBE_SECONDS):
+                    await self._probe_heard.wait()
+            except TimeoutError:
+                await self._unheard(
+                    f"its own notification did not come back within {PROBE_SECONDS:g} s: is the LISTEN connection "
+                    "going through a pooler in transaction mode? POSTGIT_LISTEN_DATABASE_URL can bypass it"
+                )
+                await asyncio.sleep(PROBE_SECONDS)
+                continue
+            except Exception as exc:
+                await self._unheard(f"sending a probe failed: {exc}")
+                await asyncio.sleep(PROBE_SECONDS)
+                continue
+            await self._heard()
+            await asyncio.sleep(PROBE_INTERVAL_SECONDS)
