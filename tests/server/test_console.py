@@ -262,6 +262,12 @@ async def test_with_a_token_the_console_asks_for_it_once(auth_client):
     assert page.status_code == 303 and page.headers["location"].startswith("/ui/login?next=")
     htmx = await auth_client.get("/ui/instances", headers={"HX-Request": "true"})
     assert htmx.status_code == 401 and htmx.headers["HX-Redirect"].startswith("/ui/login")
+    live = await auth_client.get(  # a page's live part, once the session is over: back to the page, not the part
+        "/ui/instances/live?wait=25",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://postgit.test/ui/instances?status=failed"},
+    )
+    assert live.status_code == 401
+    assert live.headers["HX-Redirect"] == "/ui/login?next=%2Fui%2Finstances%3Fstatus%3Dfailed"
     assert (await auth_client.get("/docs")).status_code == 303
     assert (await auth_client.get("/openapi.json")).status_code == 401
 

@@ -180,6 +180,8 @@ async def instances_live(request: Request, session: CurrentSession) -> Response:
                 if remaining <= 0 or hub.closed:
                     return Response(status_code=204)
                 if await watch.wait(remaining):
+                    if hub.closed:
+                        return Response(status_code=204)
                     await asyncio.sleep(max(0.0, min(LIST_SETTLE_SECONDS, deadline - loop.time())))
                 elif loop.time() >= deadline:
                     return Response(status_code=204)
