@@ -205,6 +205,8 @@ async def test_counts_stop_at_the_cap_and_say_so(database_url, service, monkeypa
         assert "Counts stop at 3 per status" in page
         few = html.unescape((await client.get("/ui/instances", params={"status": "cancelled"})).text)
         assert 'data-count="cancelled">0<' in few
+        one = html.unescape((await client.get("/ui/instances", params={"workflow": "approval"})).text)
+        assert 'data-count="pending">3+<' in one and "Counted among the workflow's newest 3" in one
 
 
 def test_changes_are_announced_in_payloads_under_the_limit():

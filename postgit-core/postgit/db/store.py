@@ -57,6 +57,18 @@ class Written(set[int]):
         self.paused = set(paused)
 
 
+class StatusCounts(dict[str, int]):
+    """Instances per status (statuses with none left out), counted up to a cap (see :meth:`Store.find_instances`).
+
+    A count above the cap means "more than the cap"; ``partial``: only the newest matching instances were counted,
+    so that every count is a lower bound.
+    """
+
+    def __init__(self, counts: Mapping[str, int] | None = None, *, partial: bool = False):
+        super().__init__(counts or {})
+        self.partial = partial
+
+
 class Store:
     """Every read and write of Postgit's tables, on an async connection pool.
 
@@ -181,12 +193,13 @@ class Store:
         after: tuple[datetime, uuid.UUID] | None = None,
         limit: int = 50,
         count_cap: int = COUNT_CAP,
-    ) -> tuple[dict[str, int], list[Row]]:
+    ) -> tuple[StatusCounts, list[Row]]:
         """A page of instances newest first, after the keyset ``after`` (created_at, id), in one statement.
 
-        Returns the counts per status of the instances every filter but ``status`` matches (statuses with none
-        left out), and the page. Each status is counted up to ``count_cap`` + 1 rows, no further: a count above
-        ``count_cap`` means "more than ``count_cap``", so that the cost stays bounded however many instances match.
+        Returns the counts per status of the instances every filter but ``status`` matches, and the page. The
+        counts' cost stays bounded however many instances match: without ``workflow`` each status is counted up to
+        ``count_cap`` + 1 rows (a count above ``count_cap`` means "more"); with it, the statuses of the workflow's
+        newest ``count_cap`` + 1 matching instances are counted (``partial`` when it has more).
         """
         rows = await self._fetch_all(
             "find_instances",
@@ -201,11 +214,13 @@ class Store:
                 "after_id": after[1] if after else None,
                 "limit": limit,
                 "count_cap": count_cap + 1,
+                "scan_cap": count_cap + 1,
                 "statuses": list(INSTANCE_STATUSES),
             },
         )
-        counts = {status: n for status, n in (rows[0]["counts"] or {}).items() if n} if rows else {}
-        return counts, [{k: v for k, v in row.items() if k != "counts"} for row in rows if row["id"] is not None]
+        counts = StatusCounts(rows[0]["counts"] or {}, partial=bool(rows[0]["partial"])) if rows else StatusCounts()
+        page = [row for row in rows if row["id"] is not None]
+        return counts, [{k: v for k, v in row.items() if k not in ("counts", "partial")} for row in page]
 
     async def list_steps(self, instance_id: uuid.UUID, limit: int | None = None, *, logs: bool = False) -> list[Row]:
         """The latest ``limit`` attempts (all when None) of an instance's steps, in the order they started.

@@ -114,7 +114,7 @@ async def workflow_page(
             "schema": schema,
             "fields": form_fields(schema),
             "raw_field": RAW_FIELD,
-            "counts": counts,
+            "counts": {status: _count(n, counts.partial) for status, n in counts.items()},
             "recent": recent,
             "start_role": START_ROLE,
         },
@@ -208,14 +208,15 @@ async def _instances_context(request: Request) -> dict[str, Any]:
         status.value: "/ui/instances?" + urlencode({**_without(kept, "status"), "status": status})
         for status in InstanceStatus
     }
-    capped = any(count > COUNT_CAP for count in counts.values())
+    capped = counts.partial or any(count > COUNT_CAP for count in counts.values())
     seen = _list_tag(rows, counts, next_url)
     return {
         "instances": rows,
-        "counts": {status: _count(n) for status, n in counts.items()},
+        "counts": {status: _count(n, counts.partial) for status, n in counts.items()},
         "total": _count(sum(min(n, COUNT_CAP) for n in counts.values()), capped),
         "count_cap": COUNT_CAP,
         "capped": capped,
+        "partial": counts.partial,
         "statuses": [status.value for status in InstanceStatus],
         "status_links": status_links,
         "all_link": "/ui/instances?" + urlencode(_without(kept, "status")),
