@@ -126,7 +126,9 @@ def create_app(settings: ServerSettings, registry: NodeRegistry | None = None) -
             begin_shutdown(app)
             scheduler.cancel()
             listener.cancel()
-            await asyncio.gather(scheduler, listener, return_exceptions=True)
+            await asyncio.gather(scheduler, return_exceptions=True)
+            # bounded: the change listener must never hold a shutdown up
+            await asyncio.wait({listener}, timeout=5.0)
             await store.changes.aclose()
             await pool.close()
             log.info("connection pool closed")

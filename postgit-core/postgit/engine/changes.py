@@ -88,6 +88,7 @@ class ChangeHub:
         self.closed = False
         self._said_down = False
         self._probe_token = ""
+        self._generation = 0
         self._probe_heard = asyncio.Event()
         self._connected = asyncio.Condition()
 
@@ -189,7 +190,10 @@ class ChangeHub:
                     await conn.execute(f"LISTEN {CHANGE_CHANNEL}")
                     self.backend_pid = conn.info.backend_pid
                     delay = FIRST_RETRY_SECONDS
-                    checker = asyncio.create_task(self._check(probe)) if probe is not None else None
+                    self._generation += 1
+                    checker = None
+                    if probe is not None:
+                        checker = asyncio.create_task(self._check(probe, self._generation), name="change-probe")
                     if checker is None:
                         await self._heard()
                     try:
@@ -200,9 +204,10 @@ class ChangeHub:
                             else:
                                 self.publish(notify.payload)
                     finally:
+                        self._generation += 1  # a probe loop that missed its cancellation ends at its next turn
                         if checker is not None:
                             checker.cancel()
-                            await asyncio.gather(checker, return_exceptions=True)
+                            await asyncio.wait({checker}, timeout=1.0)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -210,25 +215,31 @@ class ChangeHub:
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, MAX_RETRY_SECONDS)
 
-    async def _check(self, probe: Callable[[str], Awaitable[object]]) -> None:
-        """Send a probe and wait to hear it, again and again: the hub is listening while it hears them."""
+    async def _check(self, probe: Callable[[str], Awaitable[object]], generation: int) -> None:
+        """Send a probe and wait to hear it, again and again: the hub is listening while it hears them.
+
+        ``generation`` is the connection's: a loop whose connection has gone ends, whatever became of its
+        cancellation.
+        """
         while True:
             self._probe_token = PROBE_PREFIX + secrets.token_hex(8)
             self._probe_heard.clear()
+            why = ""
             try:
                 await probe(self._probe_token)
                 async with asyncio.timeout(PROBE_SECONDS):
                     await self._probe_heard.wait()
             except TimeoutError:
-                await self._unheard(
+                why = (
                     f"its own notification did not come back within {PROBE_SECONDS:g} s: is the LISTEN connection "
                     "going through a pooler in transaction mode? POSTGIT_LISTEN_DATABASE_URL can bypass it"
                 )
-                await asyncio.sleep(PROBE_SECONDS)
-                continue
             except Exception as exc:
-                await self._unheard(f"sending a probe failed: {exc}")
-                await asyncio.sleep(PROBE_SECONDS)
-                continue
-            await self._heard()
-            await asyncio.sleep(PROBE_INTERVAL_SECONDS)
+                why = f"sending a probe failed: {exc}"
+            if generation != self._generation:
+                return
+            if why:
+                await self._unheard(why)
+            else:
+                await self._heard()
+            await asyncio.sleep(PROBE_SECONDS if why else PROBE_INTERVAL_SECONDS)
