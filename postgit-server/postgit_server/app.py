@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 
 from postgit.db import Store
 from postgit.db.pool import DatabaseWatch
+from postgit.engine.changes import ChangeHub
 from postgit.engine.scheduler import Scheduler
 from postgit.outbox import OutboxSender
 from postgit.plugins import load_registry
@@ -92,7 +93,9 @@ def create_app(settings: ServerSettings, registry: NodeRegistry | None = None) -
     """Build the application.
 
     Its lifespan loads the node registry (unless ``registry`` is given), migrates the database and opens the
-    connection pool, waiting for the database while it cannot be reached, and closes the pool on shutdown. Call
+    connection pool, waiting for the database while it cannot be reached, starts the one connection that listens
+    for changes (:class:`~postgit.engine.changes.ChangeHub`, which the console's live views wait on), and closes
+    them on shutdown. Call
     :func:`begin_shutdown` when the server starts to stop, so that open event streams end instead of holding the
     shutdown up.
 
@@ -113,12 +116,20 @@ def create_app(settings: ServerSettings, registry: NodeRegistry | None = None) -
         app.state.outbox = OutboxSender(store, settings.smtp)
         app.state.schedules = ScheduleService(app.state.service)
         scheduler = asyncio.create_task(Scheduler(app.state.service).run(), name="scheduler")
+        listener = asyncio.create_task(
+            app.state.changes.run(settings.listen_url, probe=lambda token: store.notify_changes([token])),
+            name="change-listener",
+        )
         try:
             yield
         finally:
             begin_shutdown(app)
             scheduler.cancel()
+            listener.cancel()
             await asyncio.gather(scheduler, return_exceptions=True)
+            # bounded: the change listener must never hold a shutdown up
+            await asyncio.wait({listener}, timeout=5.0)
+            await store.changes.aclose()
             await pool.close()
             log.info("connection pool closed")
 
@@ -138,6 +149,7 @@ def create_app(settings: ServerSettings, registry: NodeRegistry | None = None) -
     app.state.settings = settings
     app.state.console_key = secrets.token_urlsafe(32)
     app.state.stopping = asyncio.Event()
+    app.state.changes = ChangeHub()
     app.state.database = DatabaseWatch(log)
     install_error_handlers(app)
     app.include_router(health.router)
@@ -186,8 +198,9 @@ def operation_id(route: APIRoute) -> str:
 
 
 def begin_shutdown(app: FastAPI) -> None:
-    """Tell long-lived responses (event streams) to end: the server is stopping."""
+    """Tell long-lived responses (event streams, the console's live views) to end: the server is stopping."""
     app.state.stopping.set()
+    app.state.changes.close()
 
 
 def _shape_schema(app: FastAPI) -> None:

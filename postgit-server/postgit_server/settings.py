@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from postgit.errors import PostgitError
 from postgit.mail import SmtpConfig, SmtpUrlError
 from postgit.settings import (
+    LISTEN_URL_VARIABLE,
     database_url_from_env,
     pool_max_size_from_env,
     positive_number_from_env,
@@ -46,6 +47,8 @@ class ServerSettings:
             pool).
         smtp: ``POSTGIT_SMTP_URL``, the SMTP server that mail parked in the outbox is sent through
             (``POST /outbox/send``); None: it stays parked.
+        listen_database_url: ``POSTGIT_LISTEN_DATABASE_URL``, where the connection that listens for changes (the
+            console's live views) goes; None for ``database_url`` (see :attr:`listen_url`).
     """
 
     database_url: str
@@ -60,6 +63,7 @@ class ServerSettings:
     prepared_statements: bool = True
     workers: int = 1
     smtp: SmtpConfig | None = None
+    listen_database_url: str | None = None
 
     @classmethod
     def from_env(cls) -> ServerSettings:
@@ -75,7 +79,13 @@ class ServerSettings:
             prepared_statements=prepared_statements_from_env(),
             workers=_workers(),
             smtp=_smtp(),
+            listen_database_url=os.environ.get(LISTEN_URL_VARIABLE) or None,
         )
+
+    @property
+    def listen_url(self) -> str:
+        """The URL of the LISTEN connection: ``listen_database_url``, else ``database_url``."""
+        return self.listen_database_url or self.database_url
 
     @property
     def tokens(self) -> tuple[ApiToken, ...]:

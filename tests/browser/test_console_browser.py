@@ -168,6 +168,17 @@ def test_a_waiting_instance_updates_live_and_takes_an_event_from_the_console(pag
     assert 'by: "console"' in text(page, "#state .json-tree")
 
 
+def test_the_instance_list_shows_new_instances_without_a_reload(page, stack):
+    api = stack.api
+    deploy(api, "approval", APPROVAL)
+    log_in(page, stack, "/ui/instances?workflow=approval")
+    page.execute_script("window.notReloaded = true")
+    instance_id = start(api, "approval")
+    wait_text(page, "#live-list table.instances", instance_id)
+    wait_text(page, "#live-list", "waiting")
+    assert page.execute_script("return window.notReloaded === true"), "the page was reloaded"
+
+
 def test_cancel_asks_first_and_going_back_changes_nothing(page, stack):
     api = stack.api
     deploy(api, "approval", APPROVAL)
@@ -211,8 +222,14 @@ def test_a_page_of_1000_instances(page, stack):
     for _ in range(2):  # two batches of 500 (the batch limit is 1,000)
         batch = api.post("/workflows/bulk/instances/batch", json={"instances": [{"input": n} for n in range(500)]})
         assert batch.json()["started"] == 500
+    waiting = {"workflow": "bulk", "status": "waiting", "limit": 500, "offset": 500}
+    wait_for_sync(  # all 1,000 waiting: the list's live part then stays as it is while the test reads it
+        lambda: len(api.get("/instances", params=waiting).json()["items"]) == 500,
+        timeout=60,
+        what="the 1,000 instances to wait for their event",
+    )
     log_in(page, stack, "/ui/instances?workflow=bulk")
-    assert page.find_element(By.CSS_SELECTOR, '[data-count="all"]').text == "1000"
+    assert page.find_element(By.CSS_SELECTOR, '[data-count="all"]').text == "1,000"
     first_page = [row.text for row in page.find_elements(By.CSS_SELECTOR, "table.instances tbody tr")]
     assert len(first_page) == 50
     navigate(page, "next-page")

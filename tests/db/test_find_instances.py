@@ -62,3 +62,15 @@ async def test_live_workers_come_with_the_instances_they_hold(service, store):
     workers = {row["id"]: row for row in await store.list_live_workers_in_flight(30)}
     assert workers["busy"]["in_flight"] == 2 and workers["idle"]["in_flight"] == 0
     assert workers["busy"]["node_types"] == ["Shout"]
+
+
+async def test_counts_stop_at_the_cap_and_a_workflow_counts_its_newest_instances(service, store):
+    await service.deploy("a", Node("Shout", id="s", text="x").to_json())
+    await started(service, "a", 5)
+    counts, rows = await store.find_instances(count_cap=3, limit=2)
+    assert counts == {"pending": 4} and not counts.partial  # 4: more than 3
+    assert len(rows) == 2
+    counts, _ = await store.find_instances(workflow="a", count_cap=3)
+    assert counts.partial and sum(counts.values()) == 4  # the workflow's newest 4, and it has more
+    counts, _ = await store.find_instances(workflow="a", count_cap=10)
+    assert counts == {"pending": 5} and not counts.partial

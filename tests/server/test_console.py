@@ -215,6 +215,8 @@ async def test_the_live_part_answers_204_while_nothing_changed(client):
     instance_id = (await start(client, "approval"))["id"]
     page = await client.get(f"/ui/instances/{instance_id}")
     live_url = html.unescape(re.search(r'hx-get="([^"]+)"', page.text).group(1))
+    assert "wait=25" in live_url  # the page long-polls; without wait the answer is immediate
+    live_url = live_url.replace("&wait=25", "")
     unchanged = await client.get(live_url)
     assert unchanged.status_code == 204
     await client.post(f"/instances/{instance_id}/cancel")
@@ -260,6 +262,12 @@ async def test_with_a_token_the_console_asks_for_it_once(auth_client):
     assert page.status_code == 303 and page.headers["location"].startswith("/ui/login?next=")
     htmx = await auth_client.get("/ui/instances", headers={"HX-Request": "true"})
     assert htmx.status_code == 401 and htmx.headers["HX-Redirect"].startswith("/ui/login")
+    live = await auth_client.get(  # a page's live part, once the session is over: back to the page, not the part
+        "/ui/instances/live?wait=25",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://postgit.test/ui/instances?status=failed"},
+    )
+    assert live.status_code == 401
+    assert live.headers["HX-Redirect"] == "/ui/login?next=%2Fui%2Finstances%3Fstatus%3Dfailed"
     assert (await auth_client.get("/docs")).status_code == 303
     assert (await auth_client.get("/openapi.json")).status_code == 401
 
@@ -395,6 +403,11 @@ async def test_a_foreach_s_items_are_browsed_a_page_at_a_time(client, store, reg
         "/ui/instances/not-an-id",
         "/ui/instances/00000000-0000-0000-0000-000000000000",
         "/ui/instances/00000000-0000-0000-0000-000000000000/live?seen=x",
+        "/ui/instances/00000000-0000-0000-0000-000000000000/live?seen=x&wait=1",
+        "/ui/instances/00000000-0000-0000-0000-000000000000/live?seen=x&wait=nan",
+        "/ui/instances/00000000-0000-0000-0000-000000000000/live?wait=31",
+        "/ui/instances/live?wait=-1",
+        "/ui/instances/live?wait=x&status=lost",
         "/ui/instances?key=a%00b",
         "/ui/instances?workflow=%F0%9F%92%A9",
         "/ui/instances?from=0001-01-01T00:00",

@@ -30,14 +30,14 @@ def test_defaults():
     assert (worker.pool_max_size, server.pool_max_size) == (6, 10)
     assert server.db_timeout_seconds == 5.0
     assert worker.prepared_statements and server.prepared_statements
-    assert worker.listen_url == URL
+    assert worker.listen_url == server.listen_url == URL
 
 
 def test_behind_a_pooler_listen_goes_direct_and_prepared_statements_can_be_turned_off(environment):
     direct = "postgresql://postgres@db-direct:5432/postgit"
     environment.setenv("POSTGIT_LISTEN_DATABASE_URL", direct)
     environment.setenv("DATABASE_URL", "postgresql://postgres@pgbouncer:6432/postgit")
-    assert WorkerSettings.from_env().listen_url == direct
+    assert WorkerSettings.from_env().listen_url == ServerSettings.from_env().listen_url == direct
     for value, expected in [("off", False), ("OFF", False), ("false", False), ("0", False), ("on", True), ("", True)]:
         environment.setenv("POSTGIT_DB_PREPARED_STATEMENTS", value)
         assert WorkerSettings.from_env().prepared_statements is expected

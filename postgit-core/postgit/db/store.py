@@ -20,6 +20,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from postgit.db.changes import ChangeNotifier
 from postgit.db.pool import with_connection_defaults
 from postgit.db.queries import load_queries
 from postgit.db.records import CommitItem
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
     from postgit.starts import NewInstance
 
 Row = dict[str, Any]
+
+COUNT_CAP = 10_000
+"""How far :meth:`Store.find_instances` counts the instances of each status; beyond, it says "more"."""
+INSTANCE_STATUSES = ("pending", "running", "waiting", "completed", "failed", "cancelled")
 
 
 def dumps(value: Any) -> str:
@@ -53,12 +58,29 @@ class Written(set[int]):
         self.paused = set(paused)
 
 
+class StatusCounts(dict[str, int]):
+    """Instances per status (statuses with none left out), counted up to a cap (see :meth:`Store.find_instances`).
+
+    A count above the cap means "more than the cap"; ``partial``: only the newest matching instances were counted,
+    so that every count is a lower bound.
+    """
+
+    def __init__(self, counts: Mapping[str, int] | None = None, *, partial: bool = False):
+        super().__init__(counts or {})
+        self.partial = partial
+
+
 class Store:
-    """Every read and write of Postgit's tables, on an async connection pool."""
+    """Every read and write of Postgit's tables, on an async connection pool.
+
+    Each write that changes instances notes them in :attr:`changes` once it has committed, which announces them to
+    the console's live views (:mod:`postgit.db.changes`).
+    """
 
     def __init__(self, pool: AsyncConnectionPool):
         self.pool = pool
         self._queries = load_queries()
+        self.changes = ChangeNotifier(self.notify_changes)
 
     def _sql(self, name: str) -> LiteralString:
         return self._queries[name]
@@ -82,6 +104,10 @@ class Store:
     async def ping(self) -> None:
         """One round trip to the database; raises when it cannot be reached."""
         await self._fetch_one("ping", {})
+
+    async def notify_changes(self, payloads: list[str]) -> None:
+        """Send change notifications, in a transaction of their own (see :mod:`postgit.db.changes`)."""
+        await self._fetch_one("notify_changes", {"payloads": payloads})
 
     # -- workflows ---------------------------------------------------------------------------------------------
 
@@ -147,7 +173,9 @@ class Store:
         idempotency key, with the key), ``stale`` (an item taken as its workflow's latest version, when a newer
         one was deployed) or ``notified`` (the workers were woken; no id).
         """
-        return await self._fetch_all("start_instances", {"items": "[" + ",".join(i.as_json() for i in items) + "]"})
+        rows = await self._fetch_all("start_instances", {"items": "[" + ",".join(i.as_json() for i in items) + "]"})
+        self.changes.changed(row["id"] for row in rows if row["outcome"] == "created")
+        return rows
 
     async def instances_by_keys(self, keys: list[str]) -> list[Row]:
         """The instances holding these idempotency keys: ``{"id", "status", "idempotency_key"}`` each."""
@@ -175,10 +203,14 @@ class Store:
         created_to: datetime | None = None,
         after: tuple[datetime, uuid.UUID] | None = None,
         limit: int = 50,
-    ) -> tuple[dict[str, int], list[Row]]:
+        count_cap: int = COUNT_CAP,
+    ) -> tuple[StatusCounts, list[Row]]:
         """A page of instances newest first, after the keyset ``after`` (created_at, id), in one statement.
 
-        Returns the counts per status of the instances every filter but ``status`` matches, and the page.
+        Returns the counts per status of the instances every filter but ``status`` matches, and the page. The
+        counts' cost stays bounded however many instances match: without ``workflow`` each status is counted up to
+        ``count_cap`` + 1 rows (a count above ``count_cap`` means "more"); with it, the statuses of the workflow's
+        newest ``count_cap`` + 1 matching instances are counted (``partial`` when it has more).
         """
         rows = await self._fetch_all(
             "find_instances",
@@ -192,10 +224,14 @@ class Store:
                 "after_created_at": after[0] if after else None,
                 "after_id": after[1] if after else None,
                 "limit": limit,
+                "count_cap": count_cap + 1,
+                "scan_cap": count_cap + 1,
+                "statuses": list(INSTANCE_STATUSES),
             },
         )
-        counts = dict(rows[0]["counts"]) if rows else {}
-        return counts, [{k: v for k, v in row.items() if k != "counts"} for row in rows if row["id"] is not None]
+        counts = StatusCounts(rows[0]["counts"] or {}, partial=bool(rows[0]["partial"])) if rows else StatusCounts()
+        page = [row for row in rows if row["id"] is not None]
+        return counts, [{k: v for k, v in row.items() if k not in ("counts", "partial")} for row in page]
 
     async def list_steps(self, instance_id: uuid.UUID, limit: int | None = None, *, logs: bool = False) -> list[Row]:
         """The latest ``limit`` attempts (all when None) of an instance's steps, in the order they started.
@@ -243,15 +279,22 @@ class Store:
 
         ``data`` goes with the instance's ``instance_cancelled`` event.
         """
-        return await self._fetch_one("cancel_instance", {"id": instance_id, "data": dumps(data or {})}) is not None
+        cancelled = await self._fetch_one("cancel_instance", {"id": instance_id, "data": dumps(data or {})})
+        if cancelled is not None:
+            self.changes.changed_everything()  # its descendants and its parent too
+        return cancelled is not None
 
     async def pause_instance(self, instance_id: uuid.UUID, reason: str, data: dict[str, Any]) -> Row | None:
         """Pause an unfinished, unpaused instance; None when it was not one."""
-        return await self._fetch_one("pause_instance", {"id": instance_id, "reason": reason, "data": dumps(data)})
+        row = await self._fetch_one("pause_instance", {"id": instance_id, "reason": reason, "data": dumps(data)})
+        self.changes.changed([instance_id])
+        return row
 
     async def resume_instance(self, instance_id: uuid.UUID, data: dict[str, Any]) -> Row | None:
         """Resume a paused unfinished instance; None when it was not one."""
-        return await self._fetch_one("resume_instance", {"id": instance_id, "data": dumps(data)})
+        row = await self._fetch_one("resume_instance", {"id": instance_id, "data": dumps(data)})
+        self.changes.changed([instance_id])
+        return row
 
     async def retry_instance(
         self,
@@ -279,7 +322,9 @@ class Store:
             "timeout": timeout_seconds,
             "data": dumps(data),
         }
-        return await self._fetch_one("retry_instance", params)
+        row = await self._fetch_one("retry_instance", params)
+        self.changes.changed([instance_id])
+        return row
 
     async def select_instances(
         self,
@@ -296,7 +341,9 @@ class Store:
 
     async def cancel_children(self, instance_id: uuid.UUID) -> list[uuid.UUID]:
         """Cancel the unfinished descendants of a finished instance (unless abandoned); their ids."""
-        return [row["id"] for row in await self._fetch_all("cancel_children", {"id": instance_id})]
+        cancelled = [row["id"] for row in await self._fetch_all("cancel_children", {"id": instance_id})]
+        self.changes.changed(cancelled)
+        return cancelled
 
     # -- events sent to instances ------------------------------------------------------------------------------
 
@@ -312,6 +359,7 @@ class Store:
         row = await self._fetch_one("send_instance_event", params)
         if row is None or row["status"] is None:
             return None
+        self.changes.changed([instance_id])
         if row["signal_id"] is None and event_id is not None:
             found = await self._fetch_one("find_instance_event", params)
             row["duplicate_of"] = found["id"] if found else None
@@ -330,11 +378,13 @@ class Store:
         # only once the event has committed: a wait that begins from now on finds it, one that began before is
         # found here (see the engine's recheck after a keyed wait is stored)
         woken = await self._fetch_one("wake_key_waiters", params)
+        self.changes.changed_everything()  # the instances waiting on the key, whichever they are
         return {"signal_id": row["id"], "woken": woken["woken"] if woken else 0, "duplicate_of": None}
 
     async def wake_instances(self, instance_ids: list[uuid.UUID]) -> int:
         """Make instances that wait due now, as an event sent to them does; how many were woken."""
         row = await self._fetch_one("wake_instances", {"ids": instance_ids})
+        self.changes.changed(instance_ids)
         return row["woken"] if row else 0
 
     async def pending_signals(
@@ -373,7 +423,9 @@ class Store:
             "lease_seconds": lease_seconds,
             "lanes": _claim_lanes(queues, node_types),
         }
-        return await self._fetch_all("claim_instances", params)
+        rows = await self._fetch_all("claim_instances", params)
+        self.changes.changed(row["id"] for row in rows)
+        return rows
 
     async def commit_steps(self, batch: Sequence[CommitItem], commit_id: int = 0) -> Written:
         """Write many outcomes in one transaction; returns the ``seq`` of each item whose lease still held.
@@ -381,6 +433,10 @@ class Store:
         Each instance row written is marked with ``commit_id``, which :meth:`committed_instances` looks for.
         """
         rows = await self._fetch_all("commit_steps", {"batch": dumps(batch), "commit_id": commit_id})
+        # every item of the batch, and the parents its finished children woke: an item whose lease was lost wakes
+        # its watchers for nothing, which costs them one look
+        self.changes.changed(item["id"] for item in batch)
+        self.changes.changed(item["parent_id"] for item in batch if item.get("parent_id"))
         return Written(
             {row["seq"] for row in rows if row["seq"] is not None},
             paused={row["seq"] for row in rows if row["seq"] is not None and row["paused"]},
@@ -399,6 +455,7 @@ class Store:
     async def release_leases(self, leases: dict[uuid.UUID, int]) -> set[uuid.UUID]:
         """Hand instances back so that any worker can claim them at once."""
         rows = await self._fetch_all("release_leases", {"leases": _leases_json(leases)})
+        self.changes.changed(row["id"] for row in rows)
         return {row["id"] for row in rows}
 
     async def next_run_at(self, node_types: Iterable[str], queues: Iterable[str] | None = None) -> datetime | None:
@@ -499,7 +556,9 @@ class Store:
 
     async def delete_instance(self, instance_id: uuid.UUID) -> Row | None:
         """Delete a finished instance and all recorded of it; None when it does not exist or has not finished."""
-        return await self._fetch_one("delete_instance", {"id": instance_id})
+        row = await self._fetch_one("delete_instance", {"id": instance_id})
+        self.changes.changed([instance_id])
+        return row
 
     # -- schedules ---------------------------------------------------------------------------------------------
 

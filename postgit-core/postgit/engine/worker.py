@@ -161,6 +161,8 @@ class Worker:
             await self._release_held()
             with contextlib.suppress(Exception):
                 await self.store.deregister_worker(self.id)
+            with contextlib.suppress(Exception):
+                await self.store.changes.aclose()
             self.threads.shutdown(wait=False, cancel_futures=True)
             self.watchdog.stop()
             log.info("worker %s stopped", self.id)

@@ -2,10 +2,19 @@
 
 Every page reads through the same service and store methods as the API (one query per list page); every action
 calls the API itself (:mod:`postgit_server.console.actions`). Bad input is a page with a one-line error and a 4xx.
+
+Live parts (an instance's page, the first page of the instance list) are long polls: the page asks for its live
+part again with ``wait``, and the server answers when the server process's one change listener
+(:class:`~postgit.engine.changes.ChangeHub`) hears that what the part shows changed, or after ``wait`` seconds; the
+page then asks again at once. No watcher polls the database while nothing changes; a change notification that is
+lost delays an update until the next long poll starts (:data:`LONG_POLL_SECONDS`) and looks.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -15,6 +24,8 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from postgit.db.store import COUNT_CAP
+from postgit.engine.changes import ChangeWatch
 from postgit.errors import NotFound, PostgitError
 from postgit.service import LIVE_WORKER_SECONDS, check_workflow_name, parse_instance_id
 from postgit_server.console.access import CsrfRefused, Session
@@ -39,6 +50,13 @@ INSTANCE_PANELS = ["_timeline.html", "_steps.html", "_state.html", "_children.ht
 """The panels of the instance page, in order, each a template given the instance: append one to add a panel."""
 STEP_PANELS: list[str] = ["_step_logs.html"]
 """Templates shown inside each step attempt of the instance page (given ``step``), after its params, output, error."""
+LONG_POLL_SECONDS = 25
+"""How long a page's live part waits for a change before it asks again (under the usual proxy timeouts of 30 s+)."""
+MAX_WAIT_SECONDS = 30
+RECHECK_SECONDS = 0.2
+"""The shortest time between two looks of one live part at the database, however often changes are announced."""
+LIST_SETTLE_SECONDS = 1.0
+"""How long a list's live part lets changes gather after the first one before it renders them."""
 
 
 class PageError(Exception):
@@ -96,7 +114,7 @@ async def workflow_page(
             "schema": schema,
             "fields": form_fields(schema),
             "raw_field": RAW_FIELD,
-            "counts": counts,
+            "counts": {status: _count(n, counts.partial) for status, n in counts.items()},
             "recent": recent,
             "start_role": START_ROLE,
         },
@@ -132,18 +150,56 @@ async def start_from_form(request: Request, session: CurrentSession, name: str) 
 
 @router.get("/instances")
 async def instances_page(request: Request, session: CurrentSession) -> Response:
-    """Instances newest first: filters, counts per status, a page at a time (keyset)."""
-    params = request.query_params
+    """Instances newest first: filters, counts per status, a page at a time (keyset); the first page is live."""
     try:
-        filters = _instance_filters(params)
-        limit = _whole_number(params.get("limit") or str(PAGE_SIZE), "limit", most=MAX_PAGE_SIZE)
-        after = _keyset(params.get("after"))
+        context = await _instances_context(request)
     except (PageError, PostgitError) as exc:
         return failure_page(request, session, exc)
-    counts, rows = await request.app.state.service.store.find_instances(**filters, after=after, limit=limit + 1)
+    return page(request, session, "instances.html", context)
+
+
+@router.get("/instances/live")
+async def instances_live(request: Request, session: CurrentSession) -> Response:
+    """The first page's counts and rows once they differ from ``seen`` (the page's version of them).
+
+    As an instance's live part: at once without ``wait`` (204 when nothing changed); with ``wait``, a long poll
+    that looks again each time any instance changes, letting changes gather for :data:`LIST_SETTLE_SECONDS` first.
+    """
+    seen = request.query_params.get("seen")
+    try:
+        waiting = _wait_seconds(request.query_params.get("wait"))
+        hub = request.app.state.changes
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + waiting
+        with hub.watch() as watch:
+            while True:
+                context = await _instances_context(request)
+                if seen is None or seen != context["seen"]:
+                    break
+                remaining = deadline - loop.time()
+                if remaining <= 0 or hub.closed:
+                    return Response(status_code=204)
+                if await watch.wait(remaining):
+                    if hub.closed:
+                        return Response(status_code=204)
+                    await asyncio.sleep(max(0.0, min(LIST_SETTLE_SECONDS, deadline - loop.time())))
+                elif loop.time() >= deadline:
+                    return Response(status_code=204)
+    except (PageError, PostgitError) as exc:
+        return failure_page(request, session, exc)
+    return page(request, session, "_instances_live.html", context)
+
+
+async def _instances_context(request: Request) -> dict[str, Any]:
+    params = request.query_params
+    filters = _instance_filters(params)
+    limit = _whole_number(params.get("limit") or str(PAGE_SIZE), "limit", most=MAX_PAGE_SIZE)
+    after = _keyset(params.get("after"))
+    store = request.app.state.service.store
+    counts, rows = await store.find_instances(**filters, after=after, limit=limit + 1, count_cap=COUNT_CAP)
     more = len(rows) > limit
     rows = rows[:limit]
-    kept = {key: value for key, value in params.items() if key not in ("after",) and value}
+    kept = {key: value for key, value in params.items() if key not in ("after", "wait", "seen") and value}
     next_url = None
     if more:
         last = rows[-1]
@@ -152,22 +208,40 @@ async def instances_page(request: Request, session: CurrentSession) -> Response:
         status.value: "/ui/instances?" + urlencode({**_without(kept, "status"), "status": status})
         for status in InstanceStatus
     }
-    return page(
-        request,
-        session,
-        "instances.html",
-        {
-            "instances": rows,
-            "counts": counts,
-            "total": sum(counts.values()),
-            "statuses": [status.value for status in InstanceStatus],
-            "status_links": status_links,
-            "all_link": "/ui/instances?" + urlencode(_without(kept, "status")),
-            "filters": params,
-            "next_url": next_url,
-            "first_url": "/ui/instances?" + urlencode(kept) if after else None,
-        },
-    )
+    capped = counts.partial or any(count > COUNT_CAP for count in counts.values())
+    seen = _list_tag(rows, counts, next_url)
+    return {
+        "instances": rows,
+        "counts": {status: _count(n, counts.partial) for status, n in counts.items()},
+        "total": _count(sum(min(n, COUNT_CAP) for n in counts.values()), capped),
+        "count_cap": COUNT_CAP,
+        "capped": capped,
+        "partial": counts.partial,
+        "statuses": [status.value for status in InstanceStatus],
+        "status_links": status_links,
+        "all_link": "/ui/instances?" + urlencode(_without(kept, "status")),
+        "filters": params,
+        "next_url": next_url,
+        "first_url": "/ui/instances?" + urlencode(kept) if after else None,
+        "seen": seen,
+        "live_url": None
+        if after
+        else "/ui/instances/live?" + urlencode({**kept, "seen": seen, "wait": LONG_POLL_SECONDS}),
+    }
+
+
+def _list_tag(rows: list[dict[str, Any]], counts: Mapping[str, int], next_url: str | None) -> str:
+    """What changes whenever a list page's live part would: its rows' versions, the counts, the next page."""
+    shown = [(str(row["id"]), row["status"], row["updated_at"].isoformat()) for row in rows]
+    text = json.dumps([shown, sorted(counts.items()), next_url])
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _count(n: int, more: bool = False) -> str:
+    """A count as the page shows it: ``1,234``, or ``10,000+`` past :data:`~postgit.db.store.COUNT_CAP`."""
+    if n > COUNT_CAP:
+        return f"{COUNT_CAP:,}+"
+    return f"{n:,}+" if more else f"{n:,}"
 
 
 @router.get("/instances/{instance_id}")
@@ -186,19 +260,54 @@ async def instance_page(request: Request, session: CurrentSession, instance_id: 
 
 @router.get("/instances/{instance_id}/live")
 async def instance_live(
-    request: Request, session: CurrentSession, instance_id: str, seen: Annotated[str | None, Query()] = None
+    request: Request,
+    session: CurrentSession,
+    instance_id: str,
+    seen: Annotated[str | None, Query()] = None,
+    wait: Annotated[str | None, Query()] = None,
 ) -> Response:
-    """The instance's live part, polled while it runs: 204 (htmx swaps nothing) when nothing changed."""
+    """The instance's live part once it differs from ``seen`` (the page's version of it).
+
+    Without ``wait`` the answer is immediate: 204 (htmx swaps nothing) when nothing changed. With ``wait``, a long
+    poll: the answer comes as soon as the instance changes, or is 204 after ``wait`` seconds without a change.
+    """
     try:
-        row = await request.app.state.service.store.get_instance(parse_instance_id(instance_id))
-        if row is None:
-            raise NotFound(f"instance {instance_id} does not exist")
-        if seen is not None and seen == _version_tag(row):
+        waiting = _wait_seconds(wait)
+        parsed = parse_instance_id(instance_id)
+        with request.app.state.changes.watch(parsed) as watch:
+            changed = await _until_changed(request, parsed, seen, waiting, watch)
+        if not changed:
             return Response(status_code=204)
         context = await _instance_context(request, instance_id)
-    except PostgitError as exc:
+    except (PageError, PostgitError) as exc:
         return failure_page(request, session, exc)
     return page(request, session, "_instance_live.html", context)
+
+
+async def _until_changed(
+    request: Request, instance_id: uuid.UUID, seen: str | None, waiting: float, watch: ChangeWatch
+) -> bool:
+    """Whether the instance's version differs from ``seen``, within ``waiting`` seconds.
+
+    It looks again each time ``watch`` hears of a change, at most every :data:`RECHECK_SECONDS`.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + waiting
+    store = request.app.state.service.store
+    while True:
+        looked = loop.time()
+        row = await store.get_instance(instance_id)
+        if row is None:
+            raise NotFound(f"instance {instance_id} does not exist")
+        if seen is None or seen != _version_tag(row):
+            return True
+        remaining = deadline - loop.time()
+        if remaining <= 0 or request.app.state.changes.closed:
+            return False
+        if await watch.wait(remaining):
+            await asyncio.sleep(max(0.0, min(looked + RECHECK_SECONDS, deadline) - loop.time()))
+        elif loop.time() >= deadline:
+            return False  # nothing heard (a wait cut short while the hub cannot listen looks again)
 
 
 @router.post("/instances/{instance_id}/do/{action_name}")
@@ -298,6 +407,7 @@ async def _instance_context(request: Request, instance_id: str) -> dict[str, Any
     live = row["status"] in ("pending", "running", "waiting")
     return {
         "instance": row,
+        "wait": LONG_POLL_SECONDS,
         "timeline": timeline,
         "panels": INSTANCE_PANELS,
         "step_panels": STEP_PANELS,
@@ -312,6 +422,19 @@ async def _instance_context(request: Request, instance_id: str) -> dict[str, Any
 def _version_tag(row: Mapping[str, Any]) -> str:
     """What changes whenever the instance does (each commit updates it): the live part compares it."""
     return f"{row['status']}~{row['updated_at'].isoformat()}"
+
+
+def _wait_seconds(raw: str | None) -> float:
+    """How long a live part may wait for a change: ``wait``, 0 to :data:`MAX_WAIT_SECONDS` seconds (0: not at all)."""
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise PageError(f"wait: {raw[:40]!r} is not a number of seconds") from None
+    if not 0 <= value <= MAX_WAIT_SECONDS:  # also refuses nan
+        raise PageError(f"wait: {raw[:40]!r} must be between 0 and {MAX_WAIT_SECONDS} seconds")
+    return value
 
 
 def _instance_filters(params: Mapping[str, str]) -> dict[str, Any]:

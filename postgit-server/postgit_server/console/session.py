@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -77,9 +77,15 @@ def page(
 
 
 async def login_needed(request: Request, exc: LoginNeeded) -> Response:
-    """Send a browser to the login page (an htmx request through ``HX-Redirect``), back here afterwards."""
+    """Send a browser to the login page (an htmx request through ``HX-Redirect``), back here afterwards.
+
+    Back, for an htmx request (a page's live part), means the page it came from (``HX-Current-URL``), not the part.
+    """
     target = "/ui/login?next=" + _quote_next(request.url.path, request.url.query)
     if request.headers.get("hx-request"):
+        current = urlsplit(request.headers.get("hx-current-url", ""))
+        if current.path.startswith("/ui/"):
+            target = "/ui/login?next=" + _quote_next(current.path, current.query)
         return Response(status_code=401, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)
 

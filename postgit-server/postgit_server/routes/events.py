@@ -1,7 +1,9 @@
 """``GET /instances/{id}/events``: an instance's events as a server-sent event stream.
 
 The stream replays the events after the client's cursor (``?after=`` or the ``Last-Event-ID`` header), then
-follows new ones by polling until the instance finishes. It ends after a terminal instance event, or right
+follows new ones until the instance finishes: it reads them when the server's change listener hears that the
+instance changed (:class:`~postgit.engine.changes.ChangeHub`), and every :data:`STATUS_RECHECK_SECONDS` in any case;
+while the listener cannot listen, it polls. It ends after a terminal instance event, or right
 after the replay when the instance had already finished. When the server shuts down, open streams end at once
 rather than hold the shutdown up, and when the database becomes unavailable they end too; clients resume with
 ``Last-Event-ID``. FastAPI sends a keep-alive comment when a stream is idle for 15 seconds and stops the generator
@@ -11,6 +13,7 @@ when the client goes away.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -19,10 +22,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import psycopg
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from postgit.db import Store
+from postgit.engine.changes import ChangeHub, ChangeWatch
 from postgit.errors import InvalidInput
 from postgit_server.auth import VIEWER
 from postgit_server.dependencies import Service, Settings, Stopping
@@ -83,6 +87,7 @@ async def instance_events(
     service: Service,
     settings: Settings,
     stopping: Stopping,
+    request: Request,
 ) -> AsyncIterator[ServerSentEvent]:
     """Stream an instance's events (see :class:`Event` for each event's data) until it finishes."""
     events = follow(
@@ -92,6 +97,7 @@ async def instance_events(
         finished=instance["status"] in FINISHED,
         poll_seconds=settings.events_poll_seconds,
         stopping=stopping,
+        changes=request.app.state.changes,
     )
     try:
         async for event in events:
@@ -109,8 +115,27 @@ async def follow(
     finished: bool,
     poll_seconds: float,
     stopping: asyncio.Event,
+    changes: ChangeHub | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Yield the instance's events after ``after``, polling for new ones until it finishes or the server stops."""
+    """Yield the instance's events after ``after`` until it finishes or the server stops.
+
+    With ``changes``, it looks for new ones when the instance changed (polling every ``poll_seconds`` only while
+    the hub cannot listen); without, it polls every ``poll_seconds``.
+    """
+    with changes.watch(instance_id) if changes is not None else contextlib.nullcontext() as watch:
+        async for event in _follow(store, instance_id, after, finished, poll_seconds, stopping, watch):
+            yield event
+
+
+async def _follow(
+    store: Store,
+    instance_id: uuid.UUID,
+    after: int,
+    finished: bool,
+    poll_seconds: float,
+    stopping: asyncio.Event,
+    watch: ChangeWatch | None,
+) -> AsyncIterator[dict[str, Any]]:
     checked_at = time.monotonic()
     while True:
         events = await store.events_since(instance_id, after, limit=PAGE_SIZE)
@@ -131,4 +156,7 @@ async def follow(
                 continue  # one more read: the terminal event committed together with the status
         if stopping.is_set():
             return  # the server is shutting down: the client resumes elsewhere with Last-Event-ID
-        await asyncio.sleep(poll_seconds)
+        if watch is None:
+            await asyncio.sleep(poll_seconds)
+        else:
+            await watch.wait(STATUS_RECHECK_SECONDS, unheard=poll_seconds)

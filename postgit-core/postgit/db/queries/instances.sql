@@ -366,26 +366,50 @@ SELECT least(
 
 -- name: find_instances
 -- A page of instances newest first, after the keyset (created_at, id) when given, each filter optional; every row
--- carries the counts per status of the instances the filters other than status and the keyset match.
-WITH matching AS (
+-- carries the counts per status of the instances the filters other than status and the keyset match, at a bounded
+-- cost: without a workflow filter each status is counted through its index up to `count_cap` rows; with one, the
+-- statuses of the workflow's newest `scan_cap` matching instances are counted (`partial` when it has more).
+WITH page AS (
     SELECT id, workflow, version, status, current_node, node_type, attempt, error, wait_reason, parent_id,
            idempotency_key, created_at, updated_at, finished_at
     FROM postgit.instances
-    WHERE (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
+    WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
+      AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
       AND (%(id)s::uuid IS NULL OR id = %(id)s::uuid)
       AND (%(idempotency_key)s::text IS NULL OR idempotency_key = %(idempotency_key)s::text)
       AND (%(created_from)s::timestamptz IS NULL OR created_at >= %(created_from)s::timestamptz)
       AND (%(created_to)s::timestamptz IS NULL OR created_at < %(created_to)s::timestamptz)
-), counts AS (
-    SELECT COALESCE(jsonb_object_agg(status, instances), '{}'::jsonb) AS counts
-    FROM (SELECT status, count(*) AS instances FROM matching GROUP BY status) c
-), page AS (
-    SELECT * FROM matching
-    WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
       AND (%(after_created_at)s::timestamptz IS NULL
            OR (created_at, id) < (%(after_created_at)s::timestamptz, %(after_id)s::uuid))
     ORDER BY created_at DESC, id DESC
     LIMIT %(limit)s
+), by_status AS (
+    SELECT s.status, (
+        SELECT count(*) FROM (
+            SELECT FROM postgit.instances i
+            WHERE i.status = s.status
+              AND (%(id)s::uuid IS NULL OR i.id = %(id)s::uuid)
+              AND (%(idempotency_key)s::text IS NULL OR i.idempotency_key = %(idempotency_key)s::text)
+              AND (%(created_from)s::timestamptz IS NULL OR i.created_at >= %(created_from)s::timestamptz)
+              AND (%(created_to)s::timestamptz IS NULL OR i.created_at < %(created_to)s::timestamptz)
+            LIMIT %(count_cap)s) AS capped) AS n
+    FROM unnest(%(statuses)s::text[]) AS s(status)
+    WHERE %(workflow)s::text IS NULL
+), of_workflow AS (
+    SELECT i.status FROM postgit.instances i
+    WHERE i.workflow = %(workflow)s::text
+      AND (%(id)s::uuid IS NULL OR i.id = %(id)s::uuid)
+      AND (%(idempotency_key)s::text IS NULL OR i.idempotency_key = %(idempotency_key)s::text)
+      AND (%(created_from)s::timestamptz IS NULL OR i.created_at >= %(created_from)s::timestamptz)
+      AND (%(created_to)s::timestamptz IS NULL OR i.created_at < %(created_to)s::timestamptz)
+    ORDER BY i.created_at DESC, i.id DESC
+    LIMIT %(scan_cap)s
+), counts AS (
+    SELECT COALESCE(jsonb_object_agg(c.status, c.n) FILTER (WHERE c.n > 0), '{}'::jsonb) AS counts,
+           (SELECT count(*) FROM of_workflow) >= %(scan_cap)s AS partial
+    FROM (SELECT status, n FROM by_status
+          UNION ALL
+          SELECT status, count(*) FROM of_workflow GROUP BY status) AS c
 )
-SELECT c.counts, p.* FROM counts c LEFT JOIN page p ON true
+SELECT c.counts, c.partial, p.* FROM counts c LEFT JOIN page p ON true
 ORDER BY p.created_at DESC NULLS LAST, p.id DESC;
