@@ -55,6 +55,7 @@ class Sizes:
         o1_seconds: how long O1's schedules fire.
         o2_finished: the finished instances past their retention that O2 purges while W1 runs.
         c1_requests: the timed requests of the console's instances page per filter, in C1.
+        c1_watchers: the browsers watching one instance's page at once, in C1.
         rounds: how many times W1 and W4 are run at each worker count (interleaved), and F1 and F2; the median
             round counts.
         timeout_seconds: the longest any one workload may take before the run fails.
@@ -88,6 +89,7 @@ class Sizes:
     o1_seconds: int = 60
     o2_finished: int = 1_000_000
     c1_requests: int = 20
+    c1_watchers: int = 200
     timeout_seconds: float = 600.0
     worker: WorkerEnv = field(default_factory=WorkerEnv)
 
@@ -148,6 +150,7 @@ SMOKE = Sizes(
     o1_seconds=3,
     o2_finished=2_000,
     c1_requests=3,
+    c1_watchers=20,
     timeout_seconds=60.0,
 )
 MODES = {sizes.mode: sizes for sizes in (FULL, QUICK, SMOKE)}

@@ -9,8 +9,9 @@ database's clock that the scheduler also fires by) minus its nominal time.
 O2 (purge under load): ``sizes.o2_finished`` finished instances past their retention (each with three completed
 steps and two events, as W1 leaves them) are inserted in bulk into a database of their own; then the engine's
 retention pass (:class:`postgit.engine.retention.Retention`, the code a worker runs) purges them in a separate
-process while W1 runs in the same database. W1 is then run again once the purge has finished: the figure is W1
-under the purge ÷ W1 idle, with how many instances the purge deleted while W1 ran.
+process, started once W1's instances are (so that it runs through W1's work-off), in the same database. W1 is then
+run again once the purge has finished: the figure is W1 under the purge ÷ W1 idle, with how many instances the purge
+deleted by the end of W1's work-off.
 
 O3 (concurrency keys): W1's workflow with a concurrency key of limit 10 over 100 keys (instance ``n`` has the key
 ``n % 100``), started and worked off by one worker as W1 is; the figure is its steps/s ÷ W1's with one worker.
@@ -141,15 +142,17 @@ def _fires(url: str, names: list[str], window_start: Any, seconds: int) -> dict[
 
 
 def run_purge(paths: RunPaths, sizes: Sizes) -> dict[str, Any]:
-    """O2 once, in a database of its own: W1 while the retention pass purges, then W1 idle."""
+    """O2 once, in a database of its own: W1's work-off while the retention pass purges, then W1 idle."""
     inserted = _insert_finished(paths, sizes.o2_finished)
-    env = base_env(paths.url)
     log = open(paths.log_dir / "o2-purger.log", "ab")  # noqa: SIM115 - closed below
     purger = None
     try:
-        purger = subprocess.Popen([sys.executable, "-c", PURGER, paths.url], env=env, stdout=log, stderr=log)  # noqa: S603
+        start = start_instances(paths, sizes, "o2-w1-purging", sizes.w1_instances)
+        purger = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-c", PURGER, paths.url], env=base_env(paths.url), stdout=log, stderr=log
+        )
         _wait_for_purge_to_begin(paths.url, sizes.o2_finished)
-        under_purge = run_w1(paths, sizes, "o2-w1-purging", 1)
+        under_purge = {"start": start, **work_off(paths, sizes, "o2-w1-purging", sizes.w1_instances, 1, alone=False)}
         left_after_w1 = _finished_left(paths.url)
         still_purging = purger.poll() is None
         purger.wait(sizes.timeout_seconds)

@@ -235,6 +235,12 @@ def table(results: dict[str, Any]) -> str:
         f"  {label}".ljust(48) + f"{_n(figures['p50_ms'], 1):>8}{_n(figures['p95_ms'], 1):>8}"
         for label, figures in c1["filters"].items()
     ]
+    watch = c1["watchers"]
+    lines.append(
+        f"  {watch['watchers']} browsers watching one instance: {watch['server_connections']} connections to the "
+        f"database, {_n(watch['transactions_per_second_while_watched'], 1)} transactions/s while nothing changed; "
+        f"all answered {_n(watch['all_answered_after_change_ms'], 1)} ms after a change"
+    )
     batch = results["batch_starts"]
     lines += [
         "",

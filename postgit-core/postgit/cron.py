@@ -9,7 +9,7 @@ back fires at both instants (each its own nominal time).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,11 +26,20 @@ MAX_YEARS_BETWEEN_FIRES = 5
 
 @dataclass(frozen=True)
 class CronSpec:
-    """A parsed cron expression in a time zone."""
+    """A parsed cron expression in a time zone.
+
+    A spec keeps one croniter, moved to each moment it is asked about (building one reads the expression again, which
+    costs several times a step), so a spec belongs to one thread.
+    """
 
     expression: str
     timezone: str
     zone: ZoneInfo
+    _cron: croniter = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        cron = croniter(self.expression, datetime.now(self.zone), max_years_between_matches=MAX_YEARS_BETWEEN_FIRES)
+        object.__setattr__(self, "_cron", cron)
 
     @classmethod
     def parse(cls, expression: str, timezone: str = "UTC") -> CronSpec:
@@ -40,23 +49,21 @@ class CronSpec:
             raise InvalidInput(f"cron: must be 1 to {MAX_CRON_LENGTH} characters")
         expression = " ".join(expression.split())
         try:
-            croniter(expression, datetime.now(zone), max_years_between_matches=MAX_YEARS_BETWEEN_FIRES)
+            spec = cls(expression, timezone, zone)
         except (CroniterError, ValueError, KeyError, IndexError, TypeError) as exc:
             reason = str(exc).strip().rstrip(".") or type(exc).__name__
             raise InvalidInput(
                 f"cron: {expression!r} does not parse ({reason}); write 5 fields (minute hour day month weekday), "
                 "or 6 with seconds last, e.g. '*/5 * * * *'"
             ) from None
-        spec = cls(expression, timezone, zone)
         spec.next_after(datetime.now(UTC))  # refuses an expression that never fires
         return spec
 
     def next_after(self, moment: datetime) -> datetime:
         """The first nominal time strictly after ``moment``, in UTC."""
+        self._cron.set_current(moment.astimezone(self.zone), force=True)
         try:
-            found = croniter(
-                self.expression, moment.astimezone(self.zone), max_years_between_matches=MAX_YEARS_BETWEEN_FIRES
-            ).get_next(datetime)
+            found = self._cron.get_next(datetime)
         except CroniterError as exc:
             raise InvalidInput(
                 f"cron: {self.expression!r} matches no time within {MAX_YEARS_BETWEEN_FIRES} years ({exc})"
@@ -65,10 +72,8 @@ class CronSpec:
 
     def previous_before(self, moment: datetime) -> datetime:
         """The last nominal time strictly before ``moment``, in UTC."""
-        found = croniter(
-            self.expression, moment.astimezone(self.zone), max_years_between_matches=MAX_YEARS_BETWEEN_FIRES
-        ).get_prev(datetime)
-        return found.astimezone(UTC)
+        self._cron.set_current(moment.astimezone(self.zone), force=True)
+        return self._cron.get_prev(datetime).astimezone(UTC)
 
     def times(self, first: datetime, until: datetime, limit: int) -> Iterator[datetime]:
         """Nominal times from ``first`` (included when it matches) up to ``until`` (included), at most ``limit``."""

@@ -124,6 +124,10 @@ def test_smoke_run_measures_every_figure(tmp_path):
     assert c1["instances"] >= sizes["w4_waiting"] and c1["requests_per_filter"] == sizes["c1_requests"]
     assert len(c1["filters"]) >= 8 and all(positive(f["p95_ms"]) for f in c1["filters"].values())
     assert c1["worst_p95_ms"] == max(f["p95_ms"] for f in c1["filters"].values())
+    watch = c1["watchers"]
+    assert watch["watchers"] == sizes["c1_watchers"] and watch["answered_before_the_change"] == 0
+    assert watch["answers_with_the_change"] == sizes["c1_watchers"] and positive(watch["all_answered_after_change_ms"])
+    assert 0 < watch["server_connections"] < sizes["c1_watchers"]
 
     assert results["memory"]["worker_peak_rss_mb"] > 0
     assert set(results["targets"]) == {

@@ -45,6 +45,8 @@ MAX_BUFFERED = 1_000
 FIRE_HISTORY = 1_000
 """Fire records kept per schedule; older ones are deleted about once a minute."""
 PRUNE_INTERVAL = 60.0
+MAX_CACHED_SPECS = 10_000
+"""Parsed cron specs a scheduler keeps (one per distinct expression and time zone)."""
 MIN_WAIT = 0.01
 STOP_GRACE = 5.0
 """Seconds a pass under way may take to record what it started when the process stops."""
@@ -89,6 +91,7 @@ class Scheduler:
         self.poll_seconds = poll_seconds
         self._failing = False
         self._pruned_at = time.monotonic()
+        self._specs: dict[tuple[str, str], CronSpec] = {}
 
     async def run(self) -> None:
         while True:
@@ -125,6 +128,16 @@ class Scheduler:
                 await asyncio.wait_for(task, STOP_GRACE)
             raise
 
+    def _spec(self, expression: str, timezone: str) -> CronSpec:
+        """The parsed spec of a cron and time zone, parsed once per process (parsing costs more than firing)."""
+        key = (expression, timezone)
+        spec = self._specs.get(key)
+        if spec is None:
+            if len(self._specs) >= MAX_CACHED_SPECS:
+                self._specs.clear()
+            spec = self._specs[key] = CronSpec.parse(expression, timezone)
+        return spec
+
     async def _prune(self) -> None:
         if time.monotonic() - self._pruned_at >= PRUNE_INTERVAL:
             self._pruned_at = time.monotonic()
@@ -149,7 +162,7 @@ class Scheduler:
         fires: list[dict[str, Any]] = []
         for row in rows:
             try:
-                planned.append((row, plan(row, CronSpec.parse(row["cron"], row["timezone"]), row["now"])))
+                planned.append((row, plan(row, self._spec(row["cron"], row["timezone"]), row["now"])))
             except InvalidInput as exc:  # stored before this croniter refused it: try again in an hour
                 log.warning("schedule %s: cannot compute its fire times: %s", row["name"], exc)
                 retry_at = row["now"] + timedelta(hours=1)
