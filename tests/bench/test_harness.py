@@ -88,7 +88,8 @@ def test_smoke_run_measures_every_figure(tmp_path):
         assert all(positive(rss) for rss in run["worker_peak_rss_mb"])
     assert positive(f1["instance_seconds"])
     assert f3["count"] == sizes["f3_instances"]
-    assert all(positive(f3[key]) for key in LATENCY_KEYS)
+    # from the event request's answer: the next handler may start before the answer reaches the client (below 0)
+    assert all(f3[key] is not None for key in LATENCY_KEYS) and positive(f3["max_ms"])
     assert all(positive(f3[part][key]) for part in ("from_request_sent", "event_request") for key in LATENCY_KEYS)
 
     batch = results["batch_starts"]

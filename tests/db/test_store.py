@@ -112,6 +112,21 @@ async def test_a_stale_lease_writes_nothing_and_does_not_block_others(service, s
     assert set(ids) == {stale["id"], fresh["id"]}
 
 
+async def test_a_batch_with_an_instance_s_old_lease_and_its_new_one_writes_the_new_one_only(service, store):
+    """After an outage a worker's items of a lease that ran out can share a batch with the re-claimed instance's."""
+    await start_many(service, 1)
+    [old] = await store.claim_instances(worker_id="w", node_types=["Shout"], limit=1, lease_seconds=0.05)
+    await asyncio.sleep(0.1)  # the lease runs out
+    [new] = await store.claim_instances(worker_id="w", node_types=["Shout"], limit=1, lease_seconds=LEASE)
+    assert new["id"] == old["id"] and new["lease_token"] == old["lease_token"] + 1
+    charged = completion(new, 2)  # the same step attempt, charged as lost by the new lease
+    charged["steps"] = [{**charged["steps"][0], "status": "failed", "output": None, "error": {"message": "lost"}}]
+    written = await store.commit_steps([completion(old, 1), charged])
+    assert written == {2}
+    [step] = await store.list_steps(new["id"])
+    assert (step["run_key"], step["attempt"], step["status"]) == ("a", 1, "failed")
+
+
 async def test_renewal_and_release_are_fenced(service, store):
     [instance_id] = await start_many(service, 1)
     [claim] = await store.claim_instances(worker_id="w", node_types=["Shout"], limit=1, lease_seconds=LEASE)

@@ -188,11 +188,12 @@ WITH batch AS (
         pause_reason = CASE WHEN b.status IN ('completed', 'failed') THEN NULL ELSE i.pause_reason END
     FROM batch b
     WHERE i.id = b.id AND i.lease_token = b.lease_token AND i.status = 'running' AND b.log_only IS NOT TRUE
-    RETURNING i.id, i.status, i.node_types, i.parent_id, i.paused_at IS NOT NULL AS paused
+    RETURNING i.id, i.lease_token, i.status, i.node_types, i.parent_id, i.paused_at IS NOT NULL AS paused
 ), written AS (
-    -- the items whose lease held, in the batch's order, each with what it writes besides its instance row
+    -- the items whose lease held, in the batch's order, each with what it writes besides its instance row; by
+    -- lease token too: an item of a lease that ran out may share a batch with one of the instance's new lease
     SELECT b.seq, b.id, b.steps, b.runs, b.deliveries, b.events FROM batch b
-    WHERE (b.log_only IS NOT TRUE AND b.id IN (SELECT id FROM updated))
+    WHERE (b.log_only IS NOT TRUE AND (b.id, b.lease_token) IN (SELECT id, lease_token FROM updated))
        OR (b.log_only AND EXISTS (SELECT FROM postgit.instances i
                                   WHERE i.id = b.id AND i.lease_token = b.lease_token AND i.status = 'running'))
 ), written_steps AS (
