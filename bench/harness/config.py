@@ -56,6 +56,8 @@ class Sizes:
         o2_finished: the finished instances past their retention that O2 purges while W1 runs.
         c1_requests: the timed requests of the console's instances page per filter, in C1.
         c1_watchers: the browsers watching one instance's page at once, in C1.
+        c1_settle_seconds: how long C1 waits before it counts transactions (PostgreSQL counts an idle backend's
+            within 10 s).
         rounds: how many times W1 and W4 are run at each worker count (interleaved), and F1 and F2; the median
             round counts.
         timeout_seconds: the longest any one workload may take before the run fails.
@@ -90,6 +92,7 @@ class Sizes:
     o2_finished: int = 1_000_000
     c1_requests: int = 20
     c1_watchers: int = 200
+    c1_settle_seconds: float = 11.0
     timeout_seconds: float = 600.0
     worker: WorkerEnv = field(default_factory=WorkerEnv)
 
@@ -151,6 +154,7 @@ SMOKE = Sizes(
     o2_finished=2_000,
     c1_requests=3,
     c1_watchers=20,
+    c1_settle_seconds=0.5,
     timeout_seconds=60.0,
 )
 MODES = {sizes.mode: sizes for sizes in (FULL, QUICK, SMOKE)}

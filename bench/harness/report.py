@@ -238,7 +238,8 @@ def table(results: dict[str, Any]) -> str:
     watch = c1["watchers"]
     lines.append(
         f"  {watch['watchers']} browsers watching one instance: {watch['server_connections']} connections to the "
-        f"database, {_n(watch['transactions_per_second_while_watched'], 1)} transactions/s while nothing changed; "
+        f"database, {_n(watch['transactions_per_second_while_watched'], 1)} transactions/s while nothing changed "
+        f"({_n(watch['transactions_per_second_unwatched'], 1)} without watchers); "
         f"all answered {_n(watch['all_answered_after_change_ms'], 1)} ms after a change"
     )
     batch = results["batch_starts"]
