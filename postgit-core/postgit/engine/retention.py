@@ -4,8 +4,7 @@ Every worker runs :class:`Retention` on its own; a transaction-scoped advisory l
 time (the others find it held and wait for their next turn). A batch deletes at most :data:`PURGE_BATCH` instances
 with their steps, runs, signals and events, so no statement holds locks for long, and after a full batch it waits
 three times as long as the batch took, so that a backlog is deleted without taking the database from the work
-running meanwhile;
-the instances a worker holds are never finished, so retention never meets a lease.
+running meanwhile. The instances a worker holds are never finished, so retention never meets a lease.
 
 The same task caps each instance's events (its activity log; the engine reads its progress from steps and runs,
 never from events): an instance with more than ``events_keep`` events keeps its first tenth and its latest ones,

@@ -47,8 +47,8 @@ async def live_session(request: Request) -> Session | None:
     """The request's valid session, unless it logged out (a copy of its cookie is refused by every server process)."""
     keeper: SessionKeeper = request.app.state.console
     session = keeper.read(request)
-    ended = session is not None and session.authenticated
-    if ended and await request.app.state.service.store.console_session_ended(session.sid):
+    store = request.app.state.service.store
+    if session is not None and session.authenticated and await store.console_session_ended(session.sid):
         return None
     return session
 
