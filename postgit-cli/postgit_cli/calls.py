@@ -68,6 +68,11 @@ def check(workflow_or_definition: Any, name: str, instances: int) -> Call:
 # -- instances -------------------------------------------------------------------------------------------------
 
 
+def _given(body: dict[str, Any], **optional: Any) -> dict[str, Any]:
+    """``body`` with the ``optional`` fields that were given (not None): the server applies its defaults to the rest."""
+    return {**body, **{key: value for key, value in optional.items() if value is not None}}
+
+
 def start(
     name: str,
     input: Any,
@@ -77,15 +82,9 @@ def start(
     priority: int | None = None,
 ) -> Call:
     """Harmless to repeat only with an idempotency key: the server then returns the instance it started."""
-    body: dict[str, Any] = {"input": input}
-    if idempotency_key is not None:
-        body["idempotency_key"] = idempotency_key
-    if version is not None:
-        body["version"] = version
-    if start_at is not None:
-        body["start_at"] = start_at
-    if priority is not None:
-        body["priority"] = priority
+    body = _given(
+        {"input": input}, idempotency_key=idempotency_key, version=version, start_at=start_at, priority=priority
+    )
     return Call("POST", f"/workflows/{path_segment(name)}/instances", idempotency_key is not None, body=body)
 
 
@@ -98,13 +97,7 @@ def start_batch(
 ) -> Call:
     """Harmless to repeat only when every item has an idempotency key."""
     items = [dict(item) for item in instances]
-    body: dict[str, Any] = {"instances": items}
-    if version is not None:
-        body["version"] = version
-    if start_at is not None:
-        body["start_at"] = start_at
-    if priority is not None:
-        body["priority"] = priority
+    body = _given({"instances": items}, version=version, start_at=start_at, priority=priority)
     resend = all(item.get("idempotency_key") is not None for item in items)
     return Call("POST", f"/workflows/{path_segment(name)}/instances/batch", resend, body=body)
 
@@ -139,17 +132,13 @@ def resume(instance_id: str) -> Call:
 
 def retry(instance_id: str, from_node: str | None, latest: bool) -> Call:
     """Not repeated: a second retry of a retried instance is a Conflict (it is pending) or re-runs it again."""
-    body: dict[str, Any] = {"latest": latest}
-    if from_node is not None:
-        body["from"] = from_node
+    body = _given({"latest": latest}, **{"from": from_node})
     return Call("POST", f"/instances/{path_segment(instance_id)}/retry", False, body=body)
 
 
 def bulk(action: str, workflow: str, status: str, since: str | None, *, dry_run: bool, latest: bool = False) -> Call:
     """A dry run changes nothing, so it is harmless to repeat; an action is not repeated."""
-    body: dict[str, Any] = {"action": action, "workflow": workflow, "status": status, "dry_run": dry_run}
-    if since is not None:
-        body["since"] = since
+    body = _given({"action": action, "workflow": workflow, "status": status, "dry_run": dry_run}, since=since)
     if latest:
         body["latest"] = True
     return Call("POST", "/bulk/instances", dry_run, body=body)
@@ -204,10 +193,7 @@ def send_outbox_message(message_id: int) -> Call:
 
 def send_outbox(after_id: int, limit: int | None) -> Call:
     """Harmless to repeat, as :func:`send_outbox_message`."""
-    body: dict[str, Any] = {"after_id": after_id}
-    if limit is not None:
-        body["limit"] = limit
-    return Call("POST", "/outbox/send", True, body=body)
+    return Call("POST", "/outbox/send", True, body=_given({"after_id": after_id}, limit=limit))
 
 
 # -- schedules -------------------------------------------------------------------------------------------------
