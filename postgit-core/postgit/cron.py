@@ -20,6 +20,8 @@ from postgit.errors import InvalidInput
 
 MAX_CRON_LENGTH = 200
 MAX_TIMEZONE_LENGTH = 64
+MEMO_SIZE = 64
+"""Answers of :meth:`CronSpec.next_after` a spec remembers."""
 MAX_YEARS_BETWEEN_FIRES = 5
 """A cron expression that matches no time within this many years (``0 0 30 2 *``) is refused."""
 
@@ -29,17 +31,20 @@ class CronSpec:
     """A parsed cron expression in a time zone.
 
     A spec keeps one croniter, moved to each moment it is asked about (building one reads the expression again, which
-    costs several times a step), so a spec belongs to one thread.
+    costs several times a step), so a spec belongs to one thread. It remembers the last :data:`MEMO_SIZE` answers of
+    :meth:`next_after`: the schedules that share a spec ask it the same question in one firing pass.
     """
 
     expression: str
     timezone: str
     zone: ZoneInfo
     _cron: croniter = field(init=False, repr=False, compare=False)
+    _next: dict[datetime, datetime] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         cron = croniter(self.expression, datetime.now(self.zone), max_years_between_matches=MAX_YEARS_BETWEEN_FIRES)
         object.__setattr__(self, "_cron", cron)
+        object.__setattr__(self, "_next", {})
 
     @classmethod
     def parse(cls, expression: str, timezone: str = "UTC") -> CronSpec:
@@ -61,14 +66,20 @@ class CronSpec:
 
     def next_after(self, moment: datetime) -> datetime:
         """The first nominal time strictly after ``moment``, in UTC."""
+        found = self._next.get(moment)
+        if found is not None:
+            return found
         self._cron.set_current(moment.astimezone(self.zone), force=True)
         try:
-            found = self._cron.get_next(datetime)
+            found = self._cron.get_next(datetime).astimezone(UTC)
         except CroniterError as exc:
             raise InvalidInput(
                 f"cron: {self.expression!r} matches no time within {MAX_YEARS_BETWEEN_FIRES} years ({exc})"
             ) from None
-        return found.astimezone(UTC)
+        if len(self._next) >= MEMO_SIZE:
+            self._next.clear()
+        self._next[moment] = found
+        return found
 
     def previous_before(self, moment: datetime) -> datetime:
         """The last nominal time strictly before ``moment``, in UTC."""

@@ -589,12 +589,13 @@ class Store:
     async def delete_schedule(self, name: str) -> bool:
         return await self._fetch_one("delete_schedule", {"name": name}) is not None
 
-    async def claim_due_schedules(self, limit: int, claim_seconds: float) -> list[Row]:
-        """Claim for ``claim_seconds`` up to ``limit`` schedules due now, or holding buffered fires that may start.
+    async def claim_due_schedules(self, limit: int, claim_seconds: float, ahead: float = 0.0) -> list[Row]:
+        """Claim for ``claim_seconds`` up to ``limit`` schedules due within ``ahead`` seconds or holding fires to start.
 
-        Rows another process holds or has claimed are skipped.
+        Rows another process holds or has claimed are skipped. Each row carries the database's time (``now``).
         """
-        return await self._fetch_all("claim_due_schedules", {"limit": limit, "claim_seconds": claim_seconds})
+        params = {"limit": limit, "claim_seconds": claim_seconds, "ahead": ahead}
+        return await self._fetch_all("claim_due_schedules", params)
 
     async def release_schedule_claims(self, names: list[str]) -> None:
         await self._execute("release_schedule_claims", {"names": names})

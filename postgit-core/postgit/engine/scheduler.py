@@ -10,7 +10,9 @@ again, finding their instances by key: a nominal time never starts two instances
 
 Between passes the loop sleeps until the soonest schedule is due by the database's clock (so hosts whose clocks
 disagree still fire on time), and at most ``poll_seconds``, to notice new schedules and finished instances that
-buffered fires wait for.
+buffered fires wait for. A pass begins :data:`AHEAD_SECONDS` early: it claims, plans and looks up what is due by
+then, and each schedule's start waits for its nominal time, so that the start is written at that time and not
+after the pass's own round trips.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,6 +50,8 @@ FIRE_HISTORY = 1_000
 PRUNE_INTERVAL = 60.0
 MAX_CACHED_SPECS = 10_000
 """Parsed cron specs a scheduler keeps (one per distinct expression and time zone)."""
+AHEAD_SECONDS = 0.2
+"""How long before a nominal time a pass claims its schedule and prepares the start (which waits for the time)."""
 MIN_WAIT = 0.01
 STOP_GRACE = 5.0
 """Seconds a pass under way may take to record what it started when the process stops."""
@@ -104,6 +109,8 @@ class Scheduler:
                 if handled >= PASS_SCHEDULES and not _cancelling():
                     continue
                 wait = await self.store.next_schedule_wait()
+                if wait is not None:
+                    wait -= AHEAD_SECONDS
                 await self._prune()
             except asyncio.CancelledError:
                 raise
@@ -128,6 +135,12 @@ class Scheduler:
                 await asyncio.wait_for(task, STOP_GRACE)
             raise
 
+    async def _load_workflows(self, names: set[str]) -> None:
+        """Read the definitions the starts will use before their time comes (a start then reads none)."""
+        for name in names:
+            with contextlib.suppress(PostgitError):  # the start says why it cannot start, in its fire record
+                await self.service.deployed(name)
+
     def _spec(self, expression: str, timezone: str) -> CronSpec:
         """The parsed spec of a cron and time zone, parsed once per process (parsing costs more than firing)."""
         key = (expression, timezone)
@@ -145,24 +158,27 @@ class Scheduler:
 
     async def fire_due(self) -> int:
         """One pass: claim the due schedules, fire them, record it; how many schedules it handled."""
-        rows = await self.store.claim_due_schedules(PASS_SCHEDULES, CLAIM_SECONDS)
+        rows = await self.store.claim_due_schedules(PASS_SCHEDULES, CLAIM_SECONDS, AHEAD_SECONDS)
+        claimed_at = time.monotonic()
         if not rows:
             return 0
         try:
-            await self._fire(rows)
+            await self._fire(rows, claimed_at)
         except BaseException:
             with contextlib.suppress(Exception):
                 await self.store.release_schedule_claims([row["name"] for row in rows])
             raise
         return len(rows)
 
-    async def _fire(self, rows: list[Row]) -> None:
+    async def _fire(self, rows: list[Row], claimed_at: float) -> None:
+        """Fire ``rows``, claimed at ``claimed_at`` (monotonic) when the database's time was each row's ``now``."""
         planned: list[tuple[Row, Plan]] = []
         schedules: list[dict[str, Any]] = []
         fires: list[dict[str, Any]] = []
+        ahead = timedelta(seconds=AHEAD_SECONDS)
         for row in rows:
             try:
-                planned.append((row, plan(row, self._spec(row["cron"], row["timezone"]), row["now"])))
+                planned.append((row, plan(row, self._spec(row["cron"], row["timezone"]), row["now"] + ahead)))
             except InvalidInput as exc:  # stored before this croniter refused it: try again in an hour
                 log.warning("schedule %s: cannot compute its fire times: %s", row["name"], exc)
                 retry_at = row["now"] + timedelta(hours=1)
@@ -170,7 +186,14 @@ class Scheduler:
                 fires.append(fire_record(row["name"], row["next_fire_at"], "scheduled", "failed", None, str(exc)))
         keys = [fire_key(row["name"], moment) for row, due in planned for moment in due.due]
         existing = {found["idempotency_key"]: found for found in await self.store.instances_by_keys(keys)}
-        results = await asyncio.gather(*(_Firing(self.service, row, due, existing).run() for row, due in planned))
+        await self._load_workflows({row["workflow"] for row, due in planned if due.due or row["buffered"]})
+        database_now: datetime = rows[0]["now"]
+
+        def at(moment: datetime) -> float:
+            """The monotonic time of ``moment`` by the database's clock."""
+            return claimed_at + (moment - database_now).total_seconds()
+
+        results = await asyncio.gather(*(_Firing(self.service, row, due, existing, at).run() for row, due in planned))
         schedules += [change for change, _ in results]
         fires += [record for _, records in results for record in records]
         await self.store.record_schedule_fires(schedules, fires)
@@ -184,8 +207,16 @@ def _cancelling() -> bool:
 class _Firing:
     """One schedule's share of a pass: buffered fires whose turn came, then the due nominal times in order."""
 
-    def __init__(self, service: WorkflowService, row: Row, plan: Plan, existing: dict[str, Row]):
+    def __init__(
+        self,
+        service: WorkflowService,
+        row: Row,
+        plan: Plan,
+        existing: dict[str, Row],
+        at: Callable[[datetime], float],
+    ):
         self.service = service
+        self.at = at
         self.row = row
         self.plan = plan
         self.existing = existing
@@ -231,6 +262,9 @@ class _Firing:
         return change, self.records
 
     async def _fire(self, moment: datetime, *, later: bool) -> None:
+        delay = self.at(moment) - time.monotonic()
+        if delay > 0:  # claimed ahead of its time: the start waits for it
+            await asyncio.sleep(delay)
         found = self.existing.get(fire_key(self.name, moment))
         if found is not None:  # started by an earlier pass that did not get to record it, or by a backfill
             self._flush_skipped()

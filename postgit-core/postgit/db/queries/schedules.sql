@@ -43,13 +43,13 @@ FROM postgit.schedule_fires WHERE schedule = %(name)s
 ORDER BY id DESC LIMIT %(limit)s;
 
 -- name: claim_due_schedules
--- Claim for `claim_seconds` up to `limit` unpaused schedules that are due (their next nominal time has passed) or
--- that hold buffered fires while the instance they started last has finished, skipping rows another process
--- holds or has claimed; with the database's time, which every process shares.
+-- Claim for `claim_seconds` up to `limit` unpaused schedules that are due (their next nominal time comes within
+-- `ahead` seconds) or that hold buffered fires while the instance they started last has finished, skipping rows
+-- another process holds or has claimed; with the database's time, which every process shares.
 WITH due AS (
     SELECT s.name FROM postgit.schedules s LEFT JOIN postgit.instances i ON i.id = s.last_instance_id
     WHERE NOT s.paused AND (s.claimed_until IS NULL OR s.claimed_until < now())
-      AND (s.next_fire_at <= now()
+      AND (s.next_fire_at <= now() + make_interval(secs => %(ahead)s)
            OR (cardinality(s.buffered) > 0 AND (i.id IS NULL OR i.status NOT IN ('pending', 'running', 'waiting'))))
     ORDER BY s.next_fire_at
     LIMIT %(limit)s
