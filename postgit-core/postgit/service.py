@@ -190,17 +190,19 @@ class WorkflowService:
         traceparent: str | None = None,
         start_at: datetime | None = None,
         priority: int | None = None,
+        not_before: float | None = None,
     ) -> tuple[Row, bool]:
         """Start an instance of ``workflow`` (its latest version unless ``version``) with ``input``.
 
         ``parent``: (instance id, run key, cancel with it) when a SubWorkflow starts it. ``traceparent``: the W3C
         trace context of the start request (kept when valid: the steps' spans join that trace). ``start_at``: not
         before then (a delayed start: ``pending`` until then). ``priority``: 1 (claimed first) to 5 (last), 3 by
-        default. Returns ``{"id", "status"}`` and whether it was
-        created now (False: the idempotency key was used before).
+        default. ``not_before``: a ``time.monotonic()`` time before which the checked and encoded start is not
+        written (a schedule's start, prepared ahead of its nominal time). Returns ``{"id", "status"}`` and whether
+        it was created now (False: the idempotency key was used before).
         """
         item = StartItem(input, idempotency_key, parent, traceparent, start_at, priority)
-        [outcome] = await self._start(workflow, [item], version)
+        [outcome] = await self._start(workflow, [item], version, not_before)
         if isinstance(outcome, ItemError):
             raise InvalidInput(str(outcome))
         return {"id": outcome.id, "status": outcome.status}, outcome.created
@@ -219,7 +221,9 @@ class WorkflowService:
             raise InvalidInput(f"{len(items)} instances in one batch; the limit is {MAX_BATCH_STARTS}")
         return await self._start(workflow, items, version)
 
-    async def _start(self, workflow: str, items: Sequence[StartItem], version: int | None) -> list[Started | ItemError]:
+    async def _start(
+        self, workflow: str, items: Sequence[StartItem], version: int | None, not_before: float | None = None
+    ) -> list[Started | ItemError]:
         check_workflow_name(workflow)
         started: dict[int, Started] = {}
         for _ in range(MAX_STALE_RETRIES):
@@ -250,6 +254,8 @@ class WorkflowService:
                     f"the inputs of this batch are {total} bytes of JSON together; the limit is "
                     f"{MAX_BATCH_INPUT_BYTES}: send fewer instances per request"
                 )
+            if not_before is not None and (delay := not_before - time.monotonic()) > 0:
+                await asyncio.sleep(delay)
             written = await self._starts.submit(list(sent.values())) if sent else {}
             for index, prepared in sent.items():
                 result = written[prepared.id]

@@ -11,8 +11,8 @@ again, finding their instances by key: a nominal time never starts two instances
 Between passes the loop sleeps until the soonest schedule is due by the database's clock (so hosts whose clocks
 disagree still fire on time), and at most ``poll_seconds``, to notice new schedules and finished instances that
 buffered fires wait for. A pass begins :data:`AHEAD_SECONDS` early: it claims, plans and looks up what is due by
-then, and each schedule's start waits for its nominal time, so that the start is written at that time and not
-after the pass's own round trips.
+then and checks each start, which is written at its nominal time (a cancellation of ``cancel_other`` waits for it
+too), so that the start is not late by the pass's own round trips and Python.
 """
 
 from __future__ import annotations
@@ -262,9 +262,6 @@ class _Firing:
         return change, self.records
 
     async def _fire(self, moment: datetime, *, later: bool) -> None:
-        delay = self.at(moment) - time.monotonic()
-        if delay > 0:  # claimed ahead of its time: the start waits for it
-            await asyncio.sleep(delay)
         found = self.existing.get(fire_key(self.name, moment))
         if found is not None:  # started by an earlier pass that did not get to record it, or by a backfill
             self._flush_skipped()
@@ -276,6 +273,7 @@ class _Firing:
                 self._skip(moment, "a later fire was due in the same pass (cancel_other keeps the latest)")
                 return
             if self.busy and self.last_id is not None:
+                await self._until(moment)
                 cancelled = await self._cancel(self.last_id)
                 verb = "terminated" if policy == "terminate_other" else "cancelled"
                 await self._start(moment, f"{verb} the previous instance {self.last_id}" if cancelled else None)
@@ -291,11 +289,21 @@ class _Firing:
         else:
             self._skip(moment, f"the buffer was full (overlap: {policy})")
 
+    async def _until(self, moment: datetime) -> None:
+        """Wait for ``moment`` (a pass claims its schedules ahead of their time)."""
+        delay = self.at(moment) - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
     async def _start(self, moment: datetime, detail: str | None = None) -> None:
         self._flush_skipped()
         try:
+            # checked and encoded now, written at its time
             started, _ = await self.service.start(
-                self.row["workflow"], self.row["input"], idempotency_key=fire_key(self.name, moment)
+                self.row["workflow"],
+                self.row["input"],
+                idempotency_key=fire_key(self.name, moment),
+                not_before=self.at(moment),
             )
         except (InvalidInput, NotFound, Conflict) as exc:
             self.records.append(fire_record(self.name, moment, "scheduled", "failed", None, str(exc)))
