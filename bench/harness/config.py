@@ -54,6 +54,7 @@ class Sizes:
         o1_schedules: O1's schedules, each firing every second.
         o1_seconds: how long O1's schedules fire.
         o2_finished: the finished instances past their retention that O2 purges while W1 runs.
+        s2_instances: the instances of each of S2's two workflows (5 MB and 5 KB of state).
         c1_requests: the timed requests of the console's instances page per filter, in C1.
         c1_watchers: the browsers watching one instance's page at once, in C1.
         c1_settle_seconds: how long C1 waits before it counts transactions (PostgreSQL counts an idle backend's
@@ -90,6 +91,7 @@ class Sizes:
     o1_schedules: int = 100
     o1_seconds: int = 60
     o2_finished: int = 1_000_000
+    s2_instances: int = 20
     c1_requests: int = 20
     c1_watchers: int = 200
     c1_settle_seconds: float = 11.0
@@ -152,6 +154,7 @@ SMOKE = Sizes(
     o1_schedules=5,
     o1_seconds=3,
     o2_finished=2_000,
+    s2_instances=2,
     c1_requests=3,
     c1_watchers=20,
     c1_settle_seconds=0.5,

@@ -24,6 +24,7 @@ TARGETS = {
     "f3_p50_ms": ("<=", 5.0),
     "f3_p99_ms": ("<=", 20.0),
     "s1_ran_twice": ("<=", 0.0),
+    "s2_wal_ratio": ("<=", 2.0),
     "o1_not_started_once": ("<=", 0.0),
     "o1_lateness_p99_ms": ("<=", 50.0),
     "o2_ratio_to_idle": (">=", 0.8),
@@ -107,6 +108,7 @@ def derive(results: dict[str, Any]) -> dict[str, Any]:
         "f3_p50_ms": results["f3"]["p50_ms"],
         "f3_p99_ms": results["f3"]["p99_ms"],
         "s1_ran_twice": sum(scale["ran_twice"].values()),
+        "s2_wal_ratio": results["s2"]["ratio"],
         "o1_not_started_once": results["o1"]["nominal_times"] - results["o1"]["started_once"],
         "o1_lateness_p99_ms": results["o1"]["lateness_p99_ms"],
         "o2_ratio_to_idle": results["o2"]["ratio_to_idle"],
@@ -211,6 +213,9 @@ def table(results: dict[str, Any]) -> str:
         f"server's = {_n(s1['start_ratio_to_one_server'], 2)}; steps ÷ W1 with one worker = "
         f"{_n(s1.get('ratio_to_w1_1_workers'), 2)}; ran twice: {s1['ran_twice']}",
         f"  S1 tables, MiB per million instances: {s1['table_mib_per_million_instances']}",
+        f"  S2: WAL per step with {_n(results['s2']['large']['state_bytes'])} bytes of state "
+        f"{_n(results['s2']['large']['wal_bytes_per_step'])}, with {_n(results['s2']['small']['state_bytes'])} bytes "
+        f"{_n(results['s2']['small']['wal_bytes_per_step'])}: ratio {_n(results['s2']['ratio'], 2)}",
     ]
     o1, o2 = results["o1"], results["o2"]
     lines += [

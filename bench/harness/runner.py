@@ -24,6 +24,7 @@ from harness.processes import Process, start_server, start_worker
 from harness.report import derive
 from harness.scale import SERVERS, WORKERS, run_scale
 from harness.starts import run_batch_starts
+from harness.state_wal import run_state_wal
 from harness.throughput import RunPaths, run_w1
 from postgit.db import migrate
 
@@ -186,7 +187,8 @@ def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 def run(sizes: Sizes, *, stamp: str, log_dir: Path, profile_dir: Path | None, keep_db: bool) -> dict[str, Any]:
     """Run every workload once; the results with the derived figures and targets.
 
-    Three fresh databases: one for the ceiling, the batch starts, W1, W2, W3, F1, F2, F3, S1, O1, O3 and the profile,
+    Three fresh databases: one for the ceiling, the batch starts, W1, W2, W3, F1, F2, F3, S1, S2, O1, O3 and the
+    profile,
     one holding W4's backlog (and C1's instances), one holding the finished instances O2 purges.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -233,6 +235,8 @@ def run(sizes: Sizes, *, stamp: str, log_dir: Path, profile_dir: Path | None, ke
         say(f"S1: {sizes.w1_instances} instances started through {SERVERS} servers, worked off by {WORKERS} workers")
         maintain(paths.url)
         results["s1"] = run_scale(paths, sizes)
+        say(f"S2: WAL per step with a 5 MB and a 5 KB state, {sizes.s2_instances} instances each")
+        results["s2"] = run_state_wal(paths, sizes)
         say(f"O1: {sizes.o1_schedules} schedules firing every second for {sizes.o1_seconds} s")
         results["o1"] = run_schedules(paths, sizes)
         say(f"O3: W1 with a concurrency key (limit {O3_LIMIT}, {O3_KEYS} keys), 1 worker")

@@ -106,6 +106,12 @@ def test_smoke_run_measures_every_figure(tmp_path):
     assert set(s1["table_mib_per_million_instances"]) == {"instances", "steps", "events", "runs"}
     assert s1["table_mib_per_million_instances"]["steps"] > 0
 
+    s2 = results["s2"]
+    for case in (s2["large"], s2["small"]):
+        assert case["instances"] == sizes["s2_instances"] and positive(case["wal_bytes_per_step"])
+    assert s2["large"]["state_bytes"] > 5_000_000 > 5_000 < s2["small"]["state_bytes"] < 10_000
+    assert positive(s2["ratio"])
+
     o1, o2 = results["o1"], results["o2"]
     assert (
         o1["schedules"] == sizes["o1_schedules"] and o1["nominal_times"] == sizes["o1_schedules"] * sizes["o1_seconds"]

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import time
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 import postgit
 
 
 class NoParams(BaseModel):
-    """Neither node type takes params."""
+    """Noop and NoopRecord take no params."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class BlobParams(BaseModel):
+    """How large a blob to return."""
+
+    model_config = ConfigDict(extra="forbid")
+    bytes: int = Field(ge=0, le=900_000)
+
+
+async def blob(ctx: postgit.StepContext, params: BlobParams) -> dict[str, str]:
+    """Return ``bytes`` characters of data (to grow an instance's state to a given size)."""
+    return {"data": "x" * params.bytes}
 
 
 async def noop(ctx: postgit.StepContext, params: NoParams) -> dict[str, bool]:
@@ -36,4 +48,5 @@ def postgit_node_types() -> list[postgit.NodeType]:
             handler=noop_record,
             description="Return the time the handler began (benchmark)",
         ),
+        postgit.NodeType(name="Blob", params=BlobParams, handler=blob, description="Return N bytes (benchmark)"),
     ]

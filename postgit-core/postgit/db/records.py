@@ -70,7 +70,9 @@ class CommitItem(TypedDict, total=False):
 
     A key left out is null (the statement reads the items with ``jsonb_to_recordset``), which keeps the JSON of
     a batch small. With ``log_only`` only ``events`` are written (while the lease holds). Otherwise the instance row
-    takes ``status`` and the rest; no ``state`` leaves the state as it is; ``keep_lease`` keeps the lease (the worker
+    takes ``status`` and the rest; ``state`` holds the top-level keys of the instance's row to change (its input),
+    ``state_parts`` the other top-level keys that changed (each kept as a row of its own); ``keep_lease`` keeps the
+    lease (the worker
     goes on with the instance); ``parent_id`` is the instance's parent, if any (the two never share a batch);
     ``run_at`` (an ISO time) or ``run_in`` (seconds from now) says when a released
     instance is due; ``signal_seq`` is the last one the worker has seen, so an instance parked while an event
@@ -84,6 +86,7 @@ class CommitItem(TypedDict, total=False):
     log_only: bool
     status: str
     state: dict[str, Any] | None
+    state_parts: dict[str, Any] | None
     current_node: str | None
     node_type: str | None
     node_types: list[str]

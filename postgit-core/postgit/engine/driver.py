@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -33,6 +32,7 @@ from postgit.metrics import EVENTS_DELIVERED, step_series
 from postgit.outcomes import FatalError
 from postgit.paths import PathError, parse_path
 from postgit.runs import ControlRecord, RunView
+from postgit.state_parts import StateSize, changed_keys
 from postgit.tracing import instance_trace
 
 if TYPE_CHECKING:
@@ -118,6 +118,9 @@ class InstanceDriver:
         # what the next write carries besides step results
         self.runs_to_record: dict[str, RunRow] = {}
         self.state_dirty = False
+        self.stored_state = held.state
+        """The state as the database holds it: a write stores the top-level keys that differ from it."""
+        self.state_size = StateSize()
         self.events: list[EventRow] = []
         """Written with the next write of the instance: results, cancellations, the end."""
         self.starts: dict[str, EventRow] = {}
@@ -253,7 +256,7 @@ class InstanceDriver:
         if result.status == "completed" and node.assign_to and not result.run.scope.in_loop:
             try:
                 state = parse_path(node.assign_to).write(self.view.state, result.output)
-                size = len(json.dumps(state))
+                size = self.state_size.of(state)
                 if size > MAX_STATE_BYTES:
                     raise ValueError(f"state would grow to {size} bytes; the limit is {MAX_STATE_BYTES}")
             except (PathError, ValueError) as exc:
@@ -365,6 +368,8 @@ class InstanceDriver:
             log.info("instance %s: paused; handing it back once its running steps are written", self.held.id)
             self.paused = True
         self.runs_to_record = {}
+        if self.state_dirty:
+            self.stored_state = self.view.state  # the state does not change while its write is under way
         self.state_dirty = False
         self.pending_lost = False
         self.written_since_claim = True
@@ -469,7 +474,11 @@ class InstanceDriver:
         if self.held.parent_id is not None:
             item["parent_id"] = str(self.held.parent_id)
         if self.state_dirty:
-            item["state"] = self.view.state
+            inline, parts = changed_keys(self.stored_state, self.view.state)
+            if inline is not None:
+                item["state"] = inline
+            if parts is not None:
+                item["state_parts"] = parts
         if results:
             item["steps"] = [self._step_row(result) for result in results]
             deliveries = [

@@ -53,8 +53,8 @@ FROM (SELECT pg_notify('postgit_work', string_agg(DISTINCT node_type, ',')) AS s
 SELECT id, status, idempotency_key FROM postgit.instances WHERE idempotency_key = ANY(%(keys)s::text[]);
 
 -- name: get_instance
--- One instance.
-SELECT id, workflow, version, status, state, current_node, node_type, node_types, lanes, attempt, run_at, lease_owner,
+-- One instance, with its whole state (its parts merged).
+SELECT id, workflow, version, status, postgit.full_state(id, state, has_state_parts) AS state, current_node, node_type, node_types, lanes, attempt, run_at, lease_owner,
        lease_expires_at, idempotency_key, error, wait_reason, deadline_at, parent_id, parent_run_key,
        paused_at, pause_reason, retries, priority, concurrency_key, holds_slot, awaiting_slot, created_at,
        updated_at, finished_at
@@ -130,7 +130,7 @@ WITH due AS (
         run_at = now() + make_interval(secs => %(lease_seconds)s),
         wait_reason = NULL, running_runs = NULL, updated_at = now()
     FROM due WHERE i.id = due.id
-    RETURNING i.id, i.workflow, i.version, i.state, i.lease_token, i.deadline_at, i.parent_id, i.signal_seq,
+    RETURNING i.id, i.workflow, i.version, postgit.full_state(i.id, i.state, i.has_state_parts) AS state, i.lease_token, i.deadline_at, i.parent_id, i.signal_seq,
               i.traceparent, extract(epoch FROM now() - due.due_at)::float8 AS claim_lag, due.lost_by,
               due.running_runs
 )
@@ -163,13 +163,14 @@ SELECT id FROM postgit.instances WHERE id = ANY(%(ids)s::uuid[]) AND commit_id =
 WITH batch AS (
     SELECT * FROM jsonb_to_recordset(%(batch)s::jsonb) AS b(
         seq int, id uuid, parent_id uuid, lease_token bigint, log_only boolean, status text, state jsonb,
+        state_parts jsonb,
         current_node text, node_type text, node_types text[], lanes text[], attempt int, run_at timestamptz,
         run_in double precision, keep_lease boolean, signal_seq bigint, error jsonb, wait_reason text, steps jsonb,
         runs jsonb, deliveries jsonb, events jsonb, running jsonb)
 ), updated AS (
     UPDATE postgit.instances i
     SET status = b.status,
-        state = COALESCE(b.state, i.state),
+        state = CASE WHEN b.state IS NULL THEN i.state ELSE i.state || b.state END, has_state_parts = i.has_state_parts OR b.state_parts IS NOT NULL,
         current_node = b.current_node, node_type = b.node_type, node_types = b.node_types,
         lanes = COALESCE(b.lanes, i.lanes), attempt = b.attempt,
         -- a kept lease is left as it is (the worker renews it): no indexed column changes, so the update can be
@@ -192,10 +193,16 @@ WITH batch AS (
 ), written AS (
     -- the items whose lease held, in the batch's order, each with what it writes besides its instance row; by
     -- lease token too: an item of a lease that ran out may share a batch with one of the instance's new lease
-    SELECT b.seq, b.id, b.steps, b.runs, b.deliveries, b.events FROM batch b
+    SELECT b.seq, b.id, b.state_parts, b.steps, b.runs, b.deliveries, b.events FROM batch b
     WHERE (b.log_only IS NOT TRUE AND (b.id, b.lease_token) IN (SELECT id, lease_token FROM updated))
        OR (b.log_only AND EXISTS (SELECT FROM postgit.instances i
                                   WHERE i.id = b.id AND i.lease_token = b.lease_token AND i.status = 'running'))
+), written_state AS (
+    -- the top-level keys of the state that changed, each its own row (see migration 0015)
+    INSERT INTO postgit.state_parts AS p (instance_id, key, value)
+    SELECT w.id, c.key, c.value FROM written w CROSS JOIN LATERAL jsonb_each(w.state_parts) AS c(key, value)
+    WHERE w.state_parts IS NOT NULL
+    ON CONFLICT (instance_id, key) DO UPDATE SET value = excluded.value
 ), written_steps AS (
     INSERT INTO postgit.steps AS s (instance_id, run_key, node_id, attempt, status, params, output, error, worker_id,
                                     started_at, finished_at, due_at, resume, wait_event, wait_key, logs)

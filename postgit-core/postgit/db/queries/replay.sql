@@ -1,6 +1,7 @@
 -- name: latest_finished_instances
 -- The latest finished instances of one version of a workflow (by start, newest first), with their state.
-SELECT id, status, state, error, created_at, finished_at FROM postgit.instances
+SELECT id, status, postgit.full_state(id, state, has_state_parts) AS state, error, created_at, finished_at
+FROM postgit.instances
 WHERE workflow = %(workflow)s AND version = %(version)s AND status IN ('completed', 'failed', 'cancelled')
 ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s;
