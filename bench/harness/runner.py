@@ -188,8 +188,7 @@ def run(sizes: Sizes, *, stamp: str, log_dir: Path, profile_dir: Path | None, ke
     """Run every workload once; the results with the derived figures and targets.
 
     Three fresh databases: one for the ceiling, the batch starts, W1, W2, W3, F1, F2, F3, S1, S2, O1, O3 and the
-    profile,
-    one holding W4's backlog (and C1's instances), one holding the finished instances O2 purges.
+    profile, one holding W4's backlog (and C1's instances), one holding the finished instances O2 purges.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"schema": 1, "stamp": stamp, "mode": sizes.mode, "sizes": sizes.to_json()}
