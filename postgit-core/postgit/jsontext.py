@@ -15,6 +15,10 @@ _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 """A ``\\u0000`` escape in JSON text (not an escaped backslash followed by ``u0000``)."""
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+"""``json.dumps`` with these options builds an encoder per call, which costs as much as encoding a small value."""
+
+
 class Unstorable(ValueError):
     """Why a value cannot be stored as ``jsonb``; the message follows the value's name (``input holds NaN ...``)."""
 
@@ -22,7 +26,7 @@ class Unstorable(ValueError):
 def storable_json(value: Any) -> tuple[str, int]:
     """``value`` as compact JSON text and its size in bytes of UTF-8; Unstorable when ``jsonb`` cannot hold it."""
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _ENCODER.encode(value)
     except ValueError:
         raise Unstorable("holds NaN or an infinite number, which JSON cannot carry") from None
     except RecursionError:

@@ -140,7 +140,7 @@ def test_smoke_run_measures_every_figure(tmp_path):
     assert set(results["targets"]) == {
         "w1_ratio_to_ceiling", "start_per_second", "batch_start_per_second", "w2_p50_ms", "w2_p99_ms", "w3_p99_ms",
         "w3_max_ms", "w4_ratio_to_w1", "worker_peak_rss_mb", "f1_ratio_to_w1", "f2_ratio_to_w1", "f3_p50_ms",
-        "f3_p99_ms", "s1_ran_twice", "o1_not_started_once", "o1_lateness_p99_ms", "o2_ratio_to_idle",
+        "f3_p99_ms", "s1_ran_twice", "s2_wal_ratio", "o1_not_started_once", "o1_lateness_p99_ms", "o2_ratio_to_idle",
         "c1_worst_p95_ms", "o3_ratio_to_w1",
     }  # fmt: skip
     assert all(target["value"] is not None for target in results["targets"].values())
