@@ -72,8 +72,8 @@ class CommitItem(TypedDict, total=False):
     a batch small. With ``log_only`` only ``events`` are written (while the lease holds). Otherwise the instance row
     takes ``status`` and the rest; ``state`` holds the top-level keys of the instance's row to change (its input),
     ``state_parts`` the other top-level keys that changed (each kept as a row of its own); ``keep_lease`` keeps the
-    lease (the worker
-    goes on with the instance); ``parent_id`` is the instance's parent, if any (the two never share a batch);
+    lease (the worker goes on with the instance); ``parent_id`` is the instance's parent, if any (the two never
+    share a batch);
     ``run_at`` (an ISO time) or ``run_in`` (seconds from now) says when a released
     instance is due; ``signal_seq`` is the last one the worker has seen, so an instance parked while an event
     arrived is due at once.

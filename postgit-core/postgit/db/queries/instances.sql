@@ -54,10 +54,10 @@ SELECT id, status, idempotency_key FROM postgit.instances WHERE idempotency_key 
 
 -- name: get_instance
 -- One instance, with its whole state (its parts merged).
-SELECT id, workflow, version, status, postgit.full_state(id, state, has_state_parts) AS state, current_node, node_type, node_types, lanes, attempt, run_at, lease_owner,
-       lease_expires_at, idempotency_key, error, wait_reason, deadline_at, parent_id, parent_run_key,
-       paused_at, pause_reason, retries, priority, concurrency_key, holds_slot, awaiting_slot, created_at,
-       updated_at, finished_at
+SELECT id, workflow, version, status, postgit.full_state(id, state, has_state_parts) AS state, current_node,
+       node_type, node_types, lanes, attempt, run_at, lease_owner, lease_expires_at, idempotency_key, error,
+       wait_reason, deadline_at, parent_id, parent_run_key, paused_at, pause_reason, retries, priority,
+       concurrency_key, holds_slot, awaiting_slot, created_at, updated_at, finished_at
 FROM postgit.instances WHERE id = %(id)s;
 
 -- name: list_instances
@@ -130,9 +130,9 @@ WITH due AS (
         run_at = now() + make_interval(secs => %(lease_seconds)s),
         wait_reason = NULL, running_runs = NULL, updated_at = now()
     FROM due WHERE i.id = due.id
-    RETURNING i.id, i.workflow, i.version, postgit.full_state(i.id, i.state, i.has_state_parts) AS state, i.lease_token, i.deadline_at, i.parent_id, i.signal_seq,
-              i.traceparent, extract(epoch FROM now() - due.due_at)::float8 AS claim_lag, due.lost_by,
-              due.running_runs
+    RETURNING i.id, i.workflow, i.version, postgit.full_state(i.id, i.state, i.has_state_parts) AS state,
+              i.lease_token, i.deadline_at, i.parent_id, i.signal_seq, i.traceparent,
+              extract(epoch FROM now() - due.due_at)::float8 AS claim_lag, due.lost_by, due.running_runs
 )
 SELECT c.*,
        (SELECT jsonb_agg(s) FROM (
@@ -170,7 +170,9 @@ WITH batch AS (
 ), updated AS (
     UPDATE postgit.instances i
     SET status = b.status,
-        state = CASE WHEN b.state IS NULL THEN i.state ELSE i.state || b.state END, has_state_parts = i.has_state_parts OR b.state_parts IS NOT NULL,
+        -- the row holds the input; the other keys that changed are written to state_parts (written_state below)
+        state = CASE WHEN b.state IS NULL THEN i.state ELSE i.state || b.state END,
+        has_state_parts = i.has_state_parts OR b.state_parts IS NOT NULL,
         current_node = b.current_node, node_type = b.node_type, node_types = b.node_types,
         lanes = COALESCE(b.lanes, i.lanes), attempt = b.attempt,
         -- a kept lease is left as it is (the worker renews it): no indexed column changes, so the update can be
