@@ -12,7 +12,8 @@ Between passes the loop sleeps until the soonest schedule is due by the database
 disagree still fire on time), and at most ``poll_seconds``, to notice new schedules and finished instances that
 buffered fires wait for. A pass begins :data:`AHEAD_SECONDS` early: it claims, plans and looks up what is due by
 then and checks each start, which is written at its nominal time (a cancellation of ``cancel_other`` waits for it
-too), so that the start is not late by the pass's own round trips and Python.
+too), so that the start is not late by the pass's own round trips and Python. A pass that holds an overdue
+schedule (catching up) looks no further than now: what it starts is recorded at once, not after a wait.
 """
 
 from __future__ import annotations
@@ -175,7 +176,8 @@ class Scheduler:
         planned: list[tuple[Row, Plan]] = []
         schedules: list[dict[str, Any]] = []
         fires: list[dict[str, Any]] = []
-        ahead = timedelta(seconds=AHEAD_SECONDS)
+        # only a pass of schedules still to come plans ahead: one that catches up records its starts without a wait
+        ahead = timedelta(seconds=AHEAD_SECONDS if all(row["next_fire_at"] > row["now"] for row in rows) else 0)
         for row in rows:
             try:
                 planned.append((row, plan(row, self._spec(row["cron"], row["timezone"]), row["now"] + ahead)))
