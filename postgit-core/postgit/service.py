@@ -256,9 +256,8 @@ class WorkflowService:
                 )
             if not_before is not None and (delay := not_before - time.monotonic()) > 0:
                 await asyncio.sleep(delay)
-            written = await self._starts.submit(list(sent.values())) if sent else {}
-            for index, prepared in sent.items():
-                result = written[prepared.id]
+            written = await self._starts.submit(list(sent.values())) if sent else []
+            for (index, _prepared), result in zip(sent.items(), written, strict=True):
                 if isinstance(result, Started):
                     started[index] = result
             for index, earlier in repeats.items():

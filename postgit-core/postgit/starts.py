@@ -27,6 +27,7 @@ from postgit.db.ids import uuid7
 from postgit.db.store import Store
 from postgit.decider import Decider
 from postgit.definition import ANY_QUEUE, ANY_WORKER, WorkflowDefinition, lane
+from postgit.gathering import GatheredWriter
 from postgit.jsontext import Unstorable, storable_json
 from postgit.runs import RunView
 from postgit.templating import TemplateProblem, render_template
@@ -326,89 +327,17 @@ async def _start_instances(store: Store, items: Sequence[NewInstance]) -> list[A
     raise AssertionError("unreachable")
 
 
-@dataclass
-class _Submission:
-    items: Sequence[NewInstance]
-    future: asyncio.Future[dict[uuid.UUID, Started | object]]
+class StartQueue(GatheredWriter[NewInstance, "Started | object"]):
+    """Writes starts with as few statements as the load allows (see :class:`GatheredWriter`).
 
-
-class StartQueue:
-    """Writes starts with as few statements as the load allows.
-
-    A submission (one start, or a batch request's) is written at once while fewer than
-    :data:`MAX_STATEMENTS_IN_FLIGHT` statements run; otherwise it waits, and the next statement writes it together
-    with every submission that waited (up to :data:`MAX_STATEMENT_ITEMS` instances; a submission is never split).
-    A submission's outcome is all or nothing: a database error fails every submission of its statement, and a value
-    the database refuses (which the checks before should have caught) fails only the submission that holds it.
+    Up to :data:`MAX_STATEMENT_ITEMS` instances share a statement, and :data:`MAX_STATEMENTS_IN_FLIGHT` statements
+    run at once. An item's outcome is :class:`Started`, or :data:`STALE` (see :func:`write_starts`).
     """
 
     def __init__(self, store: Store):
+        async def write(items: list[NewInstance]) -> list[Started | object]:
+            outcomes = await write_starts(store, items)
+            return [outcomes[item.id] for item in items]
+
+        super().__init__(write, max_items=MAX_STATEMENT_ITEMS, max_in_flight=MAX_STATEMENTS_IN_FLIGHT)
         self.store = store
-        self._waiting: list[_Submission] = []
-        self._writers = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def submit(self, items: Sequence[NewInstance]) -> dict[uuid.UUID, Started | object]:
-        """Write ``items``; each one's outcome by its id (see :func:`write_starts`)."""
-        loop = asyncio.get_running_loop()
-        submission = _Submission(items, loop.create_future())
-        self._waiting.append(submission)
-        if self._writers < MAX_STATEMENTS_IN_FLIGHT:
-            self._writers += 1
-            task = loop.create_task(self._write_waiting())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return await submission.future
-
-    async def _write_waiting(self) -> None:
-        try:
-            while self._waiting:
-                await self._write(self._take())
-        finally:
-            self._writers -= 1
-
-    def _take(self) -> list[_Submission]:
-        """The waiting submissions the next statement writes, oldest first; those whose caller gave up are dropped."""
-        taken: list[_Submission] = []
-        count = 0
-        while self._waiting:
-            submission = self._waiting[0]
-            if submission.future.done():  # cancelled: the client went away before its start was written
-                self._waiting.pop(0)
-                continue
-            if taken and count + len(submission.items) > MAX_STATEMENT_ITEMS:
-                break
-            taken.append(self._waiting.pop(0))
-            count += len(submission.items)
-        return taken
-
-    async def _write(self, submissions: list[_Submission]) -> None:
-        if not submissions:
-            return
-        try:
-            outcomes = await write_starts(self.store, [item for s in submissions for item in s.items])
-        except (psycopg.DataError, UnicodeEncodeError) as exc:
-            if len(submissions) == 1:
-                _fail(submissions, exc)
-            else:  # one of them holds the value: write each alone, so that only its own caller is refused
-                for submission in submissions:
-                    await self._write([submission])
-            return
-        except BaseException as exc:
-            _fail(submissions, exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for submission in submissions:
-            if not submission.future.done():
-                submission.future.set_result({item.id: outcomes[item.id] for item in submission.items})
-
-
-def _fail(submissions: list[_Submission], exc: BaseException) -> None:
-    for submission in submissions:
-        if submission.future.done():
-            continue
-        if isinstance(exc, asyncio.CancelledError):
-            submission.future.cancel()
-        else:
-            submission.future.set_exception(exc)

@@ -2,7 +2,8 @@
 
 A route is state-changing when it needs more than the viewer role (:func:`postgit_server.auth.needs`). The entry is
 written when the response starts, before the client sees it, with the response's status: a refused request (403,
-404, 409, 422) is recorded as well as a done one. The console's actions call the API in-process, so they are
+404, 409, 422) is recorded as well as a done one. The entries of requests answered at the same time share one
+statement. The console's actions call the API in-process, so they are
 recorded the same way, as sent by the console session's token (``via`` = ``console``). A failure to write the entry
 is logged and the response goes out unchanged: the audit never turns an answer into a 500.
 """
@@ -18,11 +19,16 @@ from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from postgit.db.store import Store
+from postgit.gathering import GatheredWriter
 from postgit_server.roles import ANONYMOUS, Caller, Role
 
 log = logging.getLogger("postgit.server.audit")
 
 DETAIL_VALUE_CHARS = 200
+MAX_ENTRIES_PER_STATEMENT = 500
+STATEMENTS_IN_FLIGHT = 2
+"""Audit statements running at once; entries of requests answered meanwhile wait for the next one."""
 _TARGETS = (("instance_id", "instance"), ("message_id", "outbox message"))
 
 
@@ -88,9 +94,32 @@ async def _record(scope: Scope, status: int) -> None:
     if service is None:
         return
     try:
-        await service.store.record_audit(**entry)
+        await _writer(app, service.store).submit([entry])
     except Exception as exc:  # the action's answer stands; the missing entry is logged instead
         log.error("audit entry not written (%s by %s, status %d): %s", route.name, who.name, status, exc)
+
+
+class AuditWriter(GatheredWriter[dict[str, Any], None]):
+    """Writes the entries of requests answered at the same time with one statement (see :class:`GatheredWriter`).
+
+    Each request still waits until its own entry is written before its response starts.
+    """
+
+    def __init__(self, store: Store):
+        async def write(entries: list[dict[str, Any]]) -> list[None]:
+            await store.record_audit(entries)
+            return [None] * len(entries)
+
+        super().__init__(write, max_items=MAX_ENTRIES_PER_STATEMENT, max_in_flight=STATEMENTS_IN_FLIGHT)
+        self.store = store
+
+
+def _writer(app: FastAPI, store: Store) -> AuditWriter:
+    """The app's audit writer for ``store``: one per app, so that its requests share statements."""
+    writer: AuditWriter | None = getattr(app.state, "audit_writer", None)
+    if writer is None or writer.store is not store:
+        writer = app.state.audit_writer = AuditWriter(store)
+    return writer
 
 
 def _target(route: APIRoute, path_params: Mapping[str, Any]) -> str | None:

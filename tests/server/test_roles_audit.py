@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import subprocess
@@ -110,6 +111,21 @@ async def test_without_tokens_the_actor_is_anonymous(client):
     await deploy(client, "shouter")
     (entry,) = (await client.get("/audit")).json()["items"]
     assert (entry["actor"], entry["role"], entry["action"], entry["status"]) == ("anonymous", "admin", "deploy", 201)
+
+
+async def test_requests_answered_at_once_each_have_their_entry_before_their_answer(client):
+    await deploy(client, "shouter")
+
+    async def start_and_read_own_entry(n: int) -> bool:
+        started = await client.post("/workflows/shouter/instances", json={"input": {"n": n}})
+        assert started.status_code == 201, started.text
+        instance = started.json()["id"]
+        entries = (await client.get("/audit", params={"limit": 200})).json()["items"]
+        return any(entry["detail"].get("instance") == instance for entry in entries)
+
+    assert all(await asyncio.gather(*(start_and_read_own_entry(n) for n in range(40))))
+    entries = (await client.get("/audit", params={"limit": 200})).json()["items"]
+    assert sorted(e["action"] for e in entries) == ["deploy"] + ["start_instance"] * 40
 
 
 async def test_the_schema_documents_the_403_where_it_can_happen(database_url):
@@ -233,10 +249,8 @@ async def test_a_server_process_takes_tokens_from_a_file_and_the_cli_client_says
 
 
 async def test_retention_deletes_audit_entries_older_than_postgit_retention(store):
-    for actor in ("old", "new"):
-        await store.record_audit(
-            actor=actor, role="admin", via="api", action="deploy", target=None, detail={}, status=201
-        )
+    entry = {"role": "admin", "via": "api", "action": "deploy", "target": None, "detail": {}, "status": 201}
+    await store.record_audit([entry | {"actor": "old"}, entry | {"actor": "new"}])
     async with store.pool.connection() as conn:
         await conn.execute("UPDATE postgit.audit_log SET at = now() - interval '2 days' WHERE actor = 'old'")
     await Retention(store, retention_seconds=86400, interval=60).purge()

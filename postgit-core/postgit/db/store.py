@@ -637,20 +637,13 @@ class Store:
 
     # -- audit log ---------------------------------------------------------------------------------------------
 
-    async def record_audit(
-        self,
-        *,
-        actor: str,
-        role: str,
-        via: str,
-        action: str,
-        target: str | None,
-        detail: Mapping[str, Any],
-        status: int,
-    ) -> None:
-        """Write one entry of the audit log."""
-        params = {"actor": actor, "role": role, "via": via, "action": action, "target": target, "status": status}
-        await self._execute("record_audit", {**params, "detail": dumps(detail)})
+    async def record_audit(self, entries: Sequence[Mapping[str, Any]]) -> None:
+        """Write entries of the audit log with one statement, in order.
+
+        Each entry has ``actor``, ``role``, ``via``, ``action``, ``target`` (or None), ``detail`` (a JSON object)
+        and ``status``.
+        """
+        await self._execute("record_audit", {"entries": dumps(list(entries))})
 
     async def list_audit(
         self, *, limit: int, before: int | None = None, actor: str | None = None, action: str | None = None

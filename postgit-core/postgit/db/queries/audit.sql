@@ -1,7 +1,11 @@
 -- name: record_audit
--- Write one entry of the audit log.
+-- Write entries of the audit log, in their order (a JSON array of objects with the columns below).
 INSERT INTO postgit.audit_log (actor, role, via, action, target, detail, status)
-VALUES (%(actor)s, %(role)s, %(via)s, %(action)s, %(target)s, %(detail)s::jsonb, %(status)s);
+SELECT e.actor, e.role, e.via, e.action, e.target, coalesce(e.detail, '{}'::jsonb), e.status
+FROM ROWS FROM (jsonb_to_recordset(%(entries)s::jsonb)
+    AS (actor text, role text, via text, action text, target text, detail jsonb, status int)) WITH ORDINALITY
+    AS e(actor, role, via, action, target, detail, status, n)
+ORDER BY e.n;
 
 -- name: list_audit
 -- Entries newest first, before the id `before` (a page's keyset), of one actor and action when given.
