@@ -8,6 +8,7 @@ at once, a busy one writes many per round trip, and each caller still waits unti
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -114,3 +115,35 @@ def _fail(submissions: Sequence[_Submission[Item, Outcome]], exc: BaseException)
             submission.future.cancel()
         else:
             submission.future.set_exception(exc)
+
+
+class SharedDeadlines:
+    """Waits for ``time.monotonic()`` times; every waiter of one time wakes in the same turn of the event loop.
+
+    What they submit to a :class:`GatheredWriter` when they wake is then waiting together before its next
+    statement begins, so it shares that statement (the starts of schedules due at one nominal time).
+    """
+
+    def __init__(self) -> None:
+        self._timers: dict[float, asyncio.Future[None]] = {}
+
+    async def until(self, deadline: float) -> None:
+        """Return at ``deadline`` (at once when it has passed)."""
+        delay = deadline - time.monotonic()
+        if delay <= 0:
+            return
+        timer = self._timers.get(deadline)
+        if timer is None:
+            loop = asyncio.get_running_loop()
+            timer = self._timers[deadline] = loop.create_future()
+            loop.call_later(delay, self._ring, deadline)
+        await asyncio.shield(timer)  # a waiter that is cancelled leaves the others their timer
+
+    def _ring(self, deadline: float) -> None:
+        early = deadline - time.monotonic()
+        if early > 0:  # an event loop may round a delay to its clock's tick (uvloop: a millisecond)
+            asyncio.get_running_loop().call_later(early, self._ring, deadline)
+            return
+        timer = self._timers.pop(deadline)
+        if not timer.done():
+            timer.set_result(None)

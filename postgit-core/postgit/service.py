@@ -21,6 +21,7 @@ from postgit.db.store import Row, Store
 from postgit.definition import ANY_QUEUE, ANY_WORKER, WorkflowDefinition
 from postgit.engine_types import EVENT_NAME_PATTERN, RESERVED_EVENT_PREFIX
 from postgit.errors import Conflict, DefinitionError, DefinitionIssue, InvalidInput, NotFound
+from postgit.gathering import SharedDeadlines
 from postgit.interruptions import interrupted_steps, lease_expiries, with_interrupted
 from postgit.plugin_versions import VersionMismatch, mismatches, registry_versions
 from postgit.progress import progress
@@ -88,6 +89,8 @@ class WorkflowService:
         self._latest: dict[str, int] = {}
         """The latest version of each workflow as this service last saw it; a start checks it is still the latest."""
         self._starts = StartQueue(store)
+        self.deadlines = SharedDeadlines()
+        """What starts with a ``not_before`` wait for: those of one time share a statement."""
         self._workers_view: tuple[float, list[Row]] | None = None
         self._workers_read: asyncio.Future[list[Row]] | None = None
         self._logged_mismatches: set[VersionMismatch] = set()
@@ -254,8 +257,8 @@ class WorkflowService:
                     f"the inputs of this batch are {total} bytes of JSON together; the limit is "
                     f"{MAX_BATCH_INPUT_BYTES}: send fewer instances per request"
                 )
-            if not_before is not None and (delay := not_before - time.monotonic()) > 0:
-                await asyncio.sleep(delay)
+            if not_before is not None:
+                await self.deadlines.until(not_before)
             written = await self._starts.submit(list(sent.values())) if sent else []
             for (index, _prepared), result in zip(sent.items(), written, strict=True):
                 if isinstance(result, Started):

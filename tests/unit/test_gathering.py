@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import psycopg
 import pytest
 
-from postgit.gathering import GatheredWriter
+from postgit.gathering import GatheredWriter, SharedDeadlines
 
 
 class Recorder:
@@ -101,3 +102,32 @@ async def test_a_caller_that_gave_up_before_its_turn_is_not_written():
     recorder.release.set()
     await asyncio.gather(first, kept)
     assert recorder.statements == [["a"], ["c"]]
+
+
+async def test_starts_waiting_for_one_time_share_a_statement():
+    recorder = Recorder()
+    recorder.release.set()
+    writer = GatheredWriter(recorder.write, max_items=100, max_in_flight=2)
+    deadlines = SharedDeadlines()
+    deadline = time.monotonic() + 0.05
+
+    async def start_at(name: str) -> list[str]:
+        await deadlines.until(deadline)
+        assert time.monotonic() >= deadline
+        return await writer.submit([name])
+
+    names = [f"s{number}" for number in range(20)]
+    assert await asyncio.gather(*(start_at(name) for name in names)) == [[f"wrote {name}"] for name in names]
+    assert recorder.statements == [names]
+
+
+async def test_a_cancelled_waiter_leaves_the_others_their_deadline():
+    deadlines = SharedDeadlines()
+    deadline = time.monotonic() + 0.05
+    cancelled = asyncio.create_task(deadlines.until(deadline))
+    kept = asyncio.create_task(deadlines.until(deadline))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await kept
+    assert time.monotonic() >= deadline
+    await deadlines.until(time.monotonic() - 1)  # a time that has passed returns at once

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -596,6 +597,16 @@ class Store:
         """
         params = {"limit": limit, "claim_seconds": claim_seconds, "ahead": ahead}
         return await self._fetch_all("claim_due_schedules", params)
+
+    async def database_clock(self) -> tuple[datetime, float]:
+        """The database's clock and a ``time.monotonic()`` time no earlier than the moment it was read.
+
+        The clock is read during the round trip; taking its end maps a database time to a monotonic time that is
+        late by at most the round trip, never early.
+        """
+        row = await self._fetch_one("database_clock", {})
+        assert row is not None
+        return row["now"], time.monotonic()
 
     async def release_schedule_claims(self, names: list[str]) -> None:
         await self._execute("release_schedule_claims", {"names": names})

@@ -160,19 +160,23 @@ class Scheduler:
     async def fire_due(self) -> int:
         """One pass: claim the due schedules, fire them, record it; how many schedules it handled."""
         rows = await self.store.claim_due_schedules(PASS_SCHEDULES, CLAIM_SECONDS, AHEAD_SECONDS)
-        claimed_at = time.monotonic()
         if not rows:
             return 0
         try:
-            await self._fire(rows, claimed_at)
+            await self._fire(rows, *await self.store.database_clock())
         except BaseException:
             with contextlib.suppress(Exception):
                 await self.store.release_schedule_claims([row["name"] for row in rows])
             raise
         return len(rows)
 
-    async def _fire(self, rows: list[Row], claimed_at: float) -> None:
-        """Fire ``rows``, claimed at ``claimed_at`` (monotonic) when the database's time was each row's ``now``."""
+    async def _fire(self, rows: list[Row], database_now: datetime, monotonic_now: float) -> None:
+        """Fire ``rows``; the database's clock read ``database_now`` at ``monotonic_now`` (``time.monotonic()``).
+
+        Nominal times are waited for by the monotonic clock mapped from the database's, which every process firing
+        schedules shares. The clock is read after the claim: a row's ``now`` is its statement's start, and a claim
+        that took long would make every start of the pass as late.
+        """
         planned: list[tuple[Row, Plan]] = []
         schedules: list[dict[str, Any]] = []
         fires: list[dict[str, Any]] = []
@@ -189,11 +193,10 @@ class Scheduler:
         keys = [fire_key(row["name"], moment) for row, due in planned for moment in due.due]
         existing = {found["idempotency_key"]: found for found in await self.store.instances_by_keys(keys)}
         await self._load_workflows({row["workflow"] for row, due in planned if due.due or row["buffered"]})
-        database_now: datetime = rows[0]["now"]
 
         def at(moment: datetime) -> float:
             """The monotonic time of ``moment`` by the database's clock."""
-            return claimed_at + (moment - database_now).total_seconds()
+            return monotonic_now + (moment - database_now).total_seconds()
 
         results = await asyncio.gather(*(_Firing(self.service, row, due, existing, at).run() for row, due in planned))
         schedules += [change for change, _ in results]
@@ -293,9 +296,7 @@ class _Firing:
 
     async def _until(self, moment: datetime) -> None:
         """Wait for ``moment`` (a pass claims its schedules ahead of their time)."""
-        delay = self.at(moment) - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await self.service.deadlines.until(self.at(moment))
 
     async def _start(self, moment: datetime, detail: str | None = None) -> None:
         self._flush_skipped()

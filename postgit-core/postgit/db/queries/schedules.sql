@@ -64,6 +64,10 @@ SELECT c.*, i.status AS last_instance_status, now() AS now
 FROM claimed c LEFT JOIN postgit.instances i ON i.id = c.last_instance_id
 ORDER BY c.next_fire_at;
 
+-- name: database_clock
+-- The database's clock as the statement runs (not the transaction's start, which now() gives).
+SELECT clock_timestamp() AS now;
+
 -- name: release_schedule_claims
 -- Give up the claims of a firing pass that failed, so that the next pass takes the schedules at once.
 UPDATE postgit.schedules SET claimed_until = NULL WHERE name = ANY(%(names)s::text[]);
