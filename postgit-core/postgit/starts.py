@@ -10,7 +10,6 @@ idle server writes a start at once, a busy one writes many per round trip.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ import referencing
 import referencing.exceptions
 
 from postgit.db.ids import uuid7
-from postgit.db.store import Store
+from postgit.db.store import Store, dumps
 from postgit.decider import Decider
 from postgit.definition import ANY_QUEUE, ANY_WORKER, WorkflowDefinition, lane
 from postgit.gathering import GatheredWriter
@@ -165,7 +164,7 @@ class NewInstance:
         if self.parent is not None:
             parent_id, run_key, cancel_with_parent = self.parent
             fields.update(parent_id=str(parent_id), parent_run_key=run_key, cancel_with_parent=cancel_with_parent)
-        head = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+        head = dumps(fields)
         return f'{head[:-1]},"state":{self.state}}}'
 
 

@@ -5,11 +5,11 @@ Pausing, resuming and retrying them, one at a time or in bulk, are in :mod:`post
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
+from postgit.db.store import dumps
 from postgit.errors import InvalidInput
 from postgit.service import (
     DEFAULT_STEPS_LIMIT,
@@ -93,7 +93,7 @@ async def start_instance(
     warnings = await service.start_warnings(name, body.version)
     if warnings:
         started["warnings"] = list(warnings)
-    content = json.dumps(started)
+    content = dumps(started)
     return Response(content, status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK, media_type=JSON)
 
 
@@ -153,7 +153,7 @@ async def start_batch(
     warnings = await service.start_warnings(name, body.version) if counts["started"] else ()
     if warnings:
         batch["warnings"] = list(warnings)
-    return Response(json.dumps(batch), media_type=JSON)
+    return Response(dumps(batch), media_type=JSON)
 
 
 @router.get(
