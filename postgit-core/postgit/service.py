@@ -260,7 +260,7 @@ class WorkflowService:
             if not_before is not None:
                 await self.deadlines.until(not_before)
             written = await self._starts.submit(list(sent.values())) if sent else []
-            for (index, _prepared), result in zip(sent.items(), written, strict=True):
+            for index, result in zip(sent, written, strict=True):
                 if isinstance(result, Started):
                     started[index] = result
             for index, earlier in repeats.items():
