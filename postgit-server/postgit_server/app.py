@@ -142,8 +142,8 @@ def create_app(settings: ServerSettings, registry: NodeRegistry | None = None) -
         # with a token, the schema and the docs page are served only to authenticated clients (below): a browser
         # could not send the token with the schema request it makes, so it logs in to the console first
         openapi_url=None if settings.auth_required else "/openapi.json",
-        docs_url=None if settings.auth_required else "/docs",
-        redoc_url=None if settings.auth_required else "/redoc",
+        docs_url=None,  # the console serves /docs, with Swagger UI from its own static files
+        redoc_url=None,
         generate_unique_id_function=operation_id,
     )
     app.state.settings = settings

@@ -261,7 +261,11 @@ def test_login_once_with_the_token_then_log_out(page, stack):
 
     page.get(f"{url}/docs")
     assert page.title == "Postgit API"
-    # the page's schema request carries the session (the Swagger UI script itself comes from a CDN)
+    # Swagger UI (served by the server itself) fetched the schema with the session and shows the API's routes
+    wait_for_sync(
+        lambda: "/workflows/{name}/instances" in page.find_element(By.TAG_NAME, "body").text,
+        what="Swagger UI showing the API's routes",
+    )
     fetched = "fetch('/openapi.json').then(r => arguments[0](r.status))"
     assert page.execute_async_script(fetched) == 200
     page.get(f"{url}/ui/instances")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import psycopg
 import pytest
@@ -103,7 +104,17 @@ async def test_openapi_describes_every_route(client):
     assert schemas["ValidationErrorBody"]["properties"]["detail"]["type"] == "string"
     assert "HTTPValidationError" not in schemas
     assert "issues" in schemas["DefinitionErrorBody"]["properties"]
-    assert (await client.get("/docs")).status_code == 200
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
+    # Swagger UI is served by the server itself, so that the page works without internet access
+    scripts = re.findall(r'<script src="([^"]+)"', docs.text)
+    styles = re.findall(r'<link type="text/css" rel="stylesheet" href="([^"]+)"', docs.text)
+    assert scripts and styles
+    for asset in scripts + styles:
+        assert asset.startswith("/"), asset
+        served = await client.get(asset)
+        assert served.status_code == 200, asset
+        assert len(served.content) > 10_000, asset
 
 
 async def test_health_and_every_route_are_503_when_the_database_is_gone(database_url):

@@ -18,9 +18,12 @@ from postgit_server.console.access import SessionKeeper
 from postgit_server.console.session import HOME, LoginNeeded, live_session, login_needed, page
 from postgit_server.settings import ServerSettings
 
+SWAGGER_UI = "/ui/static/swagger-ui"
+"""Where the vendored Swagger UI is served: ``/docs`` works on a machine without internet access."""
+
 
 def install_console(app: FastAPI, settings: ServerSettings) -> None:
-    """Serve the console on ``app``; with a token, also ``/docs`` for a logged-in browser."""
+    """Serve the console on ``app``, and ``/docs`` (with a token, for a logged-in browser only)."""
     app.state.console = SessionKeeper(settings)
     app.add_exception_handler(LoginNeeded, login_needed)  # type: ignore[arg-type]
     _pages_say_why_the_database_is_unavailable(app)
@@ -32,13 +35,17 @@ def install_console(app: FastAPI, settings: ServerSettings) -> None:
     async def console_home() -> Response:
         return RedirectResponse(HOME, status_code=303)
 
-    if settings.auth_required:
-
-        @app.get("/docs", include_in_schema=False)
-        async def docs_page(request: Request) -> Response:
-            if await live_session(request) is None:
-                return await login_needed(request, LoginNeeded())
-            return get_swagger_ui_html(openapi_url="/openapi.json", title="Postgit API")
+    @app.get("/docs", include_in_schema=False)
+    async def docs_page(request: Request) -> Response:
+        if settings.auth_required and await live_session(request) is None:
+            return await login_needed(request, LoginNeeded())
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Postgit API",
+            swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_UI}/favicon-32x32.png",
+        )
 
 
 def _pages_say_why_the_database_is_unavailable(app: FastAPI) -> None:
