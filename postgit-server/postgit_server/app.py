@@ -162,7 +162,7 @@ def create_app(settings: ServerSettings, registry: NodeRegistry | None = None) -
     # /metrics answers without the database (its series left out) rather than with a 503
     app.include_router(metrics.router, dependencies=protected, responses=UNAUTHORIZED if settings.auth_required else {})
     install_console(app, settings)
-    install_audit(app)
+    install_audit(app, api_routes())
     if settings.auth_required:
 
         @app.get("/openapi.json", include_in_schema=False)
@@ -176,13 +176,15 @@ def create_app(settings: ServerSettings, registry: NodeRegistry | None = None) -
     return app
 
 
+def api_routes() -> list[APIRoute]:
+    """The routes of :data:`ROUTE_MODULES` (included without a prefix: each route's path is its path in the app)."""
+    return [route for module in ROUTE_MODULES for route in module.router.routes if isinstance(route, APIRoute)]
+
+
 def _document_refusals(schema: dict[str, Any]) -> None:
     """Every operation that needs more than a viewer says that a token without its role gets a 403."""
     refusable = {
-        route.name
-        for module in ROUTE_MODULES
-        for route in module.router.routes
-        if isinstance(route, APIRoute) and role_of(route.dependant.dependencies) not in (None, Role.viewer)
+        route.name for route in api_routes() if role_of(route.dependant.dependencies) not in (None, Role.viewer)
     }
     for operation in (op for path in schema.get("paths", {}).values() for op in path.values()):
         if operation.get("operationId") in refusable:

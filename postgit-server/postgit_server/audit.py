@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postgit.db.store import Store
@@ -41,8 +42,9 @@ def note(request: Request, *, target: str | None = None, **detail: Any) -> None:
     request.state.audit_detail = noted
 
 
-def install_audit(app: FastAPI) -> None:
-    """Record the app's state-changing requests in the audit log."""
+def install_audit(app: FastAPI, routes: Sequence[APIRoute]) -> None:
+    """Record the app's state-changing requests in the audit log; ``routes``: the API's, for the console's refusals."""
+    app.state.audited_routes = tuple(routes)
     app.add_middleware(AuditMiddleware)  # type: ignore[arg-type]
 
 
@@ -90,13 +92,35 @@ async def _record(scope: Scope, status: int) -> None:
         "detail": {key: _small(value) for key, value in (state.get("audit_detail") or {}).items()},
         "status": status,
     }
+    await _write(app, entry)
+
+
+async def record_console_refusal(app: FastAPI, *, actor: str, role: Role, method: str, path: str) -> None:
+    """Record a request the console refused itself (403: the session's role may not), as the API would have.
+
+    ``method`` and ``path`` are the API call the console would have made: the entry names its route and target.
+    """
+    scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": []}
+    for route in app.state.audited_routes:
+        match, child = route.matches(scope)
+        if match is Match.FULL:
+            params = child.get("path_params") or {}
+            entry = {"actor": actor, "role": role.value, "via": "console", "action": route.name,
+                     "target": _target(route, params), "detail": {}, "status": 403}  # fmt: skip
+            await _write(app, entry)
+            return
+
+
+async def _write(app: FastAPI, entry: dict[str, Any]) -> None:
     service = getattr(app.state, "service", None)
     if service is None:
         return
     try:
         await _writer(app, service.store).submit([entry])
     except Exception as exc:  # the action's answer stands; the missing entry is logged instead
-        log.error("audit entry not written (%s by %s, status %d): %s", route.name, who.name, status, exc)
+        log.error(
+            "audit entry not written (%s by %s, status %d): %s", entry["action"], entry["actor"], entry["status"], exc
+        )
 
 
 class AuditWriter(GatheredWriter[dict[str, Any], None]):

@@ -166,6 +166,11 @@ async def test_the_console_refuses_a_viewer_and_audits_an_operator(roles_client)
     start = await client.post("/ui/workflows/waits/start", data={"csrf": form["csrf"]}, headers=ORIGIN)
     assert start.status_code == 403 and "it needs the role operator" in text(start)
     assert (await client.get(f"/instances/{instance_id}", headers=as_(VIEWER))).json()["status"] != "cancelled"
+    refusals = [(e["actor"], e["role"], e["via"], e["action"], e["target"], e["status"]) for e in await audit(client)]
+    assert refusals[:2] == [
+        ("grafana", "viewer", "console", "start_instance", "workflow waits", 403),
+        ("grafana", "viewer", "console", "cancel_instance", f"instance {instance_id}", 403),
+    ]
 
     client.cookies.clear()
     await login(client, OPERATOR)

@@ -28,6 +28,7 @@ from postgit.db.store import COUNT_CAP
 from postgit.engine.changes import ChangeWatch
 from postgit.errors import NotFound, PostgitError
 from postgit.service import LIVE_WORKER_SECONDS, check_workflow_name, parse_instance_id
+from postgit_server.audit import record_console_refusal
 from postgit_server.console.access import CsrfRefused, Session
 from postgit_server.console.actions import INSTANCE_ACTIONS, call_api, find_action
 from postgit_server.console.forms import RAW_FIELD, form_fields, input_schema, read_input
@@ -128,7 +129,7 @@ async def start_from_form(request: Request, session: CurrentSession, name: str) 
     service = request.app.state.service
     try:
         _check_csrf(request, session, form)
-        _require(session, START_ROLE)
+        await _require(request, session, START_ROLE, "POST", f"/workflows/{quote(name, safe='')}/instances")
         check_workflow_name(name)
         version = _whole_number(str(form.get("version") or ""), "version") if form.get("version") else None
         row = await service.get_workflow(name, version)
@@ -319,8 +320,8 @@ async def instance_action(request: Request, session: CurrentSession, instance_id
         _check_csrf(request, session, form)
         if action is None:
             raise PageError(f"no action '{action_name}' on instances", 404)
-        _require(session, action.role)
         parsed = parse_instance_id(instance_id)
+        await _require(request, session, action.role, "POST", action.route.format(instance_id=parsed))
         body = action.body(form)
     except (PageError, PostgitError) as exc:
         return failure_page(request, session, exc)
@@ -513,6 +514,8 @@ def _check_csrf(request: Request, session: Session, form: Mapping[str, Any]) -> 
         raise PageError(str(exc), 403) from None
 
 
-def _require(session: Session, role: Role) -> None:
+async def _require(request: Request, session: Session, role: Role, method: str, path: str) -> None:
+    """Refuse (403) a session whose role is below ``role``; the audit log records the refusal of ``method path``."""
     if not session.allows(role):
+        await record_console_refusal(request.app, actor=session.name, role=session.role, method=method, path=path)
         raise PageError(f"your role ({session.role}) may not do this: it needs the role {role}", 403)
