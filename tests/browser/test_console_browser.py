@@ -148,9 +148,14 @@ def test_a_waiting_instance_updates_live_and_takes_an_event_from_the_console(pag
     wait_text(page, "#status", "waiting")
     wait_text(page, "#wait-reason", "approve")
     page.execute_script("window.notReloaded = true")
+    waiting_step = page.find_element(By.CSS_SELECTOR, "#steps details.step")
+    run, attempt = waiting_step.get_attribute("data-run"), waiting_step.get_attribute("data-attempt")
+    waiting_step.find_element(By.TAG_NAME, "summary").click()  # opened by the reader: it stays open as it updates
     assert api.post(f"/instances/{first}/events", json={"name": "approve", "data": {"by": "api"}}).status_code == 202
     wait_text(page, "#status", "completed")
     assert page.execute_script("return window.notReloaded === true"), "the page was reloaded"
+    step = page.find_element(By.CSS_SELECTOR, f'#steps details.step[data-run="{run}"][data-attempt="{attempt}"]')
+    assert step.get_attribute("open") is not None, "the step the reader opened was closed by the live update"
     assert 'by: "api"' in text(page, "#state .json-tree")
 
     second = start(api, "approval")

@@ -15,3 +15,41 @@
     }, delay);
   });
 })();
+
+// A live part's new content keeps which of its steps (and other <details> with an id) the reader opened or closed:
+// each takes the state its namesake (same run and attempt, or same id) had before the swap. New ones keep their
+// own default; the details inside a step (a JSON value's levels) start from theirs again.
+(function () {
+  var remembered = {};
+
+  function keyed(root) {
+    var keys = {};
+    root.querySelectorAll("details[data-run], details[id]").forEach(function (details) {
+      var key = details.hasAttribute("data-run")
+        ? "step:" + details.getAttribute("data-run") + "/" + details.getAttribute("data-attempt")
+        : "id:" + details.id;
+      keys[key] = details;
+    });
+    return keys;
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || !elt.hasAttribute || !elt.hasAttribute("data-live") || !elt.id) return;
+    var states = {};
+    var found = keyed(elt);
+    Object.keys(found).forEach(function (key) { states[key] = found[key].open; });
+    remembered[elt.id] = states;
+  });
+
+  document.addEventListener("htmx:load", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || !elt.id || !remembered[elt.id]) return;
+    var states = remembered[elt.id];
+    delete remembered[elt.id];
+    var found = keyed(elt);
+    Object.keys(found).forEach(function (key) {
+      if (key in states) found[key].open = states[key];
+    });
+  });
+})();
