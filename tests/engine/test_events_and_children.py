@@ -153,6 +153,24 @@ async def test_a_sub_workflow_runs_once_and_outputs_the_childs_state(flows, stor
     assert PROBE.names() == ["work", "after"]
 
 
+async def test_a_child_takes_its_parents_priority(flows, store, probe_registry, database_url):
+    await flows.deploy("child", Probe("work", value="{{ input.n }}").to_json())
+    parent = SubWorkflow(id="call", workflow="child", input={"n": ref("$.input.n")}, assign_to="$.child")
+    await flows.deploy("parent", parent.to_json())
+    urgent, _ = await flows.start("parent", {"n": 1}, priority=1)
+    ordinary, _ = await flows.start("parent", {"n": 2})
+    async with in_process_worker(store, probe_registry, database_url):
+        for row in (urgent, ordinary):
+            assert (await wait_finished(store, row["id"]))["status"] == "completed"
+    async with store.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT parent_id, priority FROM postgit.instances WHERE parent_id = ANY(%s)",
+            ([urgent["id"], ordinary["id"]],),
+        )
+        priorities = {row["parent_id"]: row["priority"] for row in await cursor.fetchall()}
+    assert priorities == {urgent["id"]: 1, ordinary["id"]: 3}
+
+
 async def test_a_failing_child_fails_the_node_and_can_be_caught(flows, store, probe_registry, database_url):
     await flows.deploy("child", Probe("boom", fail="fatal").to_json())
     parent = Try(

@@ -61,6 +61,8 @@ class HeldInstance:
     signal_seq: int = 0
     traceparent: str | None = None
     """The W3C ``traceparent`` of the request that started it, if it had one."""
+    priority: int | None = None
+    """Its start's priority (1 first to 5 last), which the children it starts take too."""
     steps: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
     signals: list[dict[str, Any]] = field(default_factory=list)
@@ -82,6 +84,7 @@ class HeldInstance:
             parent_id=row.get("parent_id"),
             signal_seq=row.get("signal_seq") or 0,
             traceparent=row.get("traceparent"),
+            priority=row.get("priority"),
             steps=row.get("steps") or [],
             runs=row.get("runs") or [],
             signals=row.get("signals") or [],
@@ -330,7 +333,7 @@ class InstanceDriver:
         """One attempt of ``run``; ``task`` is the task it runs in, when known (else it is looked up)."""
         variables = run.scope.variables(self.view.state)
         if run.node.is_engine_leaf:
-            return await self.engine.waits.run(run, self.held.id, variables, self.taken)
+            return await self.engine.waits.run(run, self.held.id, variables, self.taken, self.held.priority)
         return await self.engine.steps.run(run, self.key, variables, task, self.trace)
 
     def _take_finished(self) -> list[StepResult]:

@@ -44,12 +44,20 @@ class EngineNodes:
         self.clock = clock
 
     async def run(
-        self, run: ReadyRun, instance_id: uuid.UUID, variables: dict[str, Any], taken: set[int]
+        self,
+        run: ReadyRun,
+        instance_id: uuid.UUID,
+        variables: dict[str, Any],
+        taken: set[int],
+        priority: int | None = None,
     ) -> StepResult:
-        """One attempt of an engine run; ``taken``: events this instance's runs took and have not committed."""
+        """One attempt of an engine run; ``taken``: events this instance's runs took and have not committed.
+
+        ``priority``: the instance's, which a child it starts takes too (None: the default).
+        """
         if run.node.type == "WaitForEvent":
             return await self._wait_for_event(run, instance_id, variables, taken)
-        return await self._sub_workflow(run, instance_id, variables)
+        return await self._sub_workflow(run, instance_id, variables, priority)
 
     async def check_waits(
         self,
@@ -119,7 +127,9 @@ class EngineNodes:
         resume = {"event": params.event, "key": params.key}
         return suspended(run, started_at, due_at, wait_event=params.event, wait_key=params.key, resume=resume, **common)
 
-    async def _sub_workflow(self, run: ReadyRun, instance_id: uuid.UUID, variables: dict[str, Any]) -> StepResult:
+    async def _sub_workflow(
+        self, run: ReadyRun, instance_id: uuid.UUID, variables: dict[str, Any], priority: int | None
+    ) -> StepResult:
         started_at = self.clock.now()
         secrets: list[str] = []
         try:
@@ -134,6 +144,7 @@ class EngineNodes:
                 idempotency_key=_child_key(instance_id, run.key),
                 version=params.version,
                 parent=(instance_id, run.key, params.on_parent_cancel == "cancel"),
+                priority=priority,
             )
         except PostgitError as exc:
             failure = FatalError(f"cannot start the child instance: {exc}")

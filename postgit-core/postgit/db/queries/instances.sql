@@ -131,7 +131,7 @@ WITH due AS (
         wait_reason = NULL, running_runs = NULL, updated_at = now()
     FROM due WHERE i.id = due.id
     RETURNING i.id, i.workflow, i.version, postgit.full_state(i.id, i.state, i.has_state_parts) AS state,
-              i.lease_token, i.deadline_at, i.parent_id, i.signal_seq, i.traceparent,
+              i.lease_token, i.deadline_at, i.parent_id, i.signal_seq, i.traceparent, i.priority,
               extract(epoch FROM now() - due.due_at)::float8 AS claim_lag, due.lost_by, due.running_runs
 )
 SELECT c.*,
