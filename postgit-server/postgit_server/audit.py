@@ -3,9 +3,10 @@
 A route is state-changing when it needs more than the viewer role (:func:`postgit_server.auth.needs`). The entry is
 written when the response starts, before the client sees it, with the response's status: a refused request (403,
 404, 409, 422) is recorded as well as a done one. The entries of requests answered at the same time share one
-statement. The console's actions call the API in-process, so they are
-recorded the same way, as sent by the console session's token (``via`` = ``console``). A failure to write the entry
-is logged and the response goes out unchanged: the audit never turns an answer into a 500.
+statement. The console's actions call the API in-process, so they are recorded the same way, as sent by the console
+session's token (``via`` = ``console``); an action the console refuses itself for the session's role is recorded
+as the API's refusal would be (:func:`record_console_refusal`). A failure to write the entry is logged and the
+response goes out unchanged: the audit never turns an answer into a 500.
 """
 
 from __future__ import annotations
