@@ -339,4 +339,3 @@ class StartQueue(GatheredWriter[NewInstance, "Started | object"]):
             return [outcomes[item.id] for item in items]
 
         super().__init__(write, max_items=MAX_STATEMENT_ITEMS, max_in_flight=MAX_STATEMENTS_IN_FLIGHT)
-        self.store = store
