@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from postgit.db.records import RetryTarget
 from postgit.db.store import Row
 from postgit.definition import ANY_WORKER, WorkflowDefinition
-from postgit.errors import Conflict, InvalidInput, NotFound
-from postgit.service import ACTIVE_STATUSES, check_workflow_name, parse_instance_id
+from postgit.errors import Conflict, InvalidInput
+from postgit.service import ACTIVE_STATUSES, Refusals, check_workflow_name, parse_instance_id, refusals
 
 if TYPE_CHECKING:
     from postgit.service import WorkflowService
@@ -30,6 +32,8 @@ MAX_BULK = 10_000
 """The most instances one bulk action touches; run it again for the rest."""
 MAX_REASON_LENGTH = 500
 MAX_BULK_ERRORS = 100
+BULK_CHUNK = 500
+"""The most instances of a bulk action one statement acts on."""
 _ITERATION = re.compile(r"(\[\d+\])+$")
 
 
@@ -54,28 +58,14 @@ class InstanceOperations:
     async def pause(self, instance_id: str | uuid.UUID, reason: str | None = None, **data: Any) -> Row:
         """Pause an unfinished instance; Conflict when it finished or is paused already."""
         parsed = parse_instance_id(instance_id)
-        reason = _reason(reason) or "paused"
-        row = await self.store.pause_instance(parsed, reason, data)
-        if row is None:
-            current = await self._instance(parsed)
-            if current["status"] not in ACTIVE_STATUSES:
-                raise Conflict(
-                    f"instance {parsed} is {current['status']}: only a pending, running or waiting instance can be "
-                    "paused"
-                )
-            raise Conflict(f"instance {parsed} is already paused (since {current['paused_at'].isoformat()})")
-        return row
+        paused, refused = await self._pause([parsed], _reason(reason) or "paused", data)
+        return _only(parsed, paused, refused)
 
     async def resume(self, instance_id: str | uuid.UUID, **data: Any) -> Row:
         """Resume a paused instance; Conflict when it is not paused."""
         parsed = parse_instance_id(instance_id)
-        row = await self.store.resume_instance(parsed, data)
-        if row is None:
-            current = await self._instance(parsed)
-            if current["status"] not in ACTIVE_STATUSES:
-                raise Conflict(f"instance {parsed} is {current['status']}: only a paused instance can be resumed")
-            raise Conflict(f"instance {parsed} is not paused")
-        return row
+        resumed, refused = await self._resume([parsed], data)
+        return _only(parsed, resumed, refused)
 
     async def retry(
         self, instance_id: str | uuid.UUID, *, from_node: str | None = None, latest: bool = False, **data: Any
@@ -86,51 +76,8 @@ class InstanceOperations:
         InvalidInput naming the field when the node does not exist; Conflict unless it failed or was cancelled.
         """
         parsed = parse_instance_id(instance_id)
-        row = await self._instance(parsed)
-        if row["status"] not in RETRYABLE_STATUSES:
-            raise Conflict(
-                f"instance {parsed} is {row['status']}: only a failed or cancelled instance can be retried "
-                "(pause or cancel it first)"
-            )
-        version = row["version"]
-        if latest:
-            version = await self.store.latest_version(row["workflow"]) or version
-        definition = (await self.service.deployed(row["workflow"], version)).definition
-        where = f"workflow '{row['workflow']}' version {version}"
-        if from_node is not None:
-            if from_node not in definition.nodes:
-                raise InvalidInput(f"from: node {from_node!r} does not exist in {where}")
-            keys: list[str] = []
-            nodes, ancestors = rerun_from(definition, from_node)
-        else:
-            attempts = await self.store.latest_attempts(parsed)
-            keys = [step["run_key"] for step in attempts if step["status"] == "failed" and step["due_at"] is None]
-            failed_nodes = sorted({node_of(key) for key in keys})
-            missing = [node for node in failed_nodes if node not in definition.nodes]
-            if missing:
-                raise InvalidInput(
-                    f"latest: node {missing[0]!r}, where the instance failed, does not exist in {where}: "
-                    "retry from a node that does (from)"
-                )
-            nodes = []
-            ancestors = sorted({ancestor for node in failed_nodes for ancestor in ancestors_of(definition, node)})
-        data.update({"from": from_node, "version": version, "previous_version": row["version"], "runs": keys})
-        retried = await self.store.retry_instance(
-            parsed,
-            version=version,
-            keys=keys,
-            nodes=nodes,
-            ancestors=ancestors,
-            node_types=[ANY_WORKER],
-            timeout_seconds=definition.timeout,
-            data=data,
-        )
-        if retried is None:  # it changed in between (retried by someone else)
-            current = await self._instance(parsed)
-            raise Conflict(
-                f"instance {parsed} is {current['status']}: only a failed or cancelled instance can be retried"
-            )
-        return retried
+        retried, refused = await self._retry([parsed], from_node=from_node, latest=latest, data=data)
+        return _only(parsed, retried, refused)
 
     async def bulk(
         self,
@@ -144,7 +91,8 @@ class InstanceOperations:
     ) -> BulkOutcome:
         """Do ``action`` to every instance of ``workflow`` in ``status`` (created since ``since``), oldest first.
 
-        ``dry_run``: only count them. An instance that changed meanwhile is skipped, with why.
+        ``dry_run``: only count them. An instance that changed meanwhile is skipped, with why. The instances are
+        acted on :data:`BULK_CHUNK` at a time, each chunk with one statement.
         """
         check_workflow_name(workflow)
         if action not in BULK_ACTIONS:
@@ -161,29 +109,132 @@ class InstanceOperations:
         outcome = BulkOutcome(action, len(ids))
         if dry_run:
             return outcome
-        for instance_id in ids:
-            try:
-                if action == "retry":
-                    await self.retry(instance_id, latest=latest, bulk=True)
-                elif action == "cancel":
-                    await self.service.cancel(instance_id, bulk=True)
-                elif action == "pause":
-                    await self.pause(instance_id, None, bulk=True)
-                else:
-                    await self.resume(instance_id, bulk=True)
-            except (Conflict, InvalidInput, NotFound) as exc:
-                outcome.skipped += 1
-                if len(outcome.errors) < MAX_BULK_ERRORS:
-                    outcome.errors.append({"id": str(instance_id), "error": str(exc)})
+        data = {"bulk": True}
+        for first in range(0, len(ids), BULK_CHUNK):
+            chunk = ids[first : first + BULK_CHUNK]
+            if action == "retry":
+                refused = (await self._retry(chunk, from_node=None, latest=latest, data=data))[1]
+            elif action == "cancel":
+                refused = await self.service.cancel_many(chunk, **data)
+            elif action == "pause":
+                refused = (await self._pause(chunk, "paused", data))[1]
             else:
-                outcome.done += 1
+                refused = (await self._resume(chunk, data))[1]
+            outcome.done += len(chunk) - len(refused)
+            outcome.skipped += len(refused)
+            for instance_id in chunk:
+                if instance_id in refused and len(outcome.errors) < MAX_BULK_ERRORS:
+                    outcome.errors.append({"id": str(instance_id), "error": str(refused[instance_id])})
         return outcome
 
-    async def _instance(self, instance_id: uuid.UUID) -> Row:
-        row = await self.store.get_instance(instance_id)
-        if row is None:
-            raise NotFound(f"instance {instance_id} does not exist")
-        return row
+    async def _pause(
+        self, ids: Sequence[uuid.UUID], reason: str, data: dict[str, Any]
+    ) -> tuple[dict[uuid.UUID, Row], Refusals]:
+        paused = await self.store.pause_instances(ids, reason, data)
+        return paused, await refusals(self.store, [i for i in ids if i not in paused], _why_not_paused)
+
+    async def _resume(self, ids: Sequence[uuid.UUID], data: dict[str, Any]) -> tuple[dict[uuid.UUID, Row], Refusals]:
+        resumed = await self.store.resume_instances(ids, data)
+        return resumed, await refusals(self.store, [i for i in ids if i not in resumed], _why_not_resumed)
+
+    async def _retry(
+        self, ids: Sequence[uuid.UUID], *, from_node: str | None, latest: bool, data: dict[str, Any]
+    ) -> tuple[dict[uuid.UUID, Row], Refusals]:
+        """Retry ``ids`` with one statement: those retried, and why each other one was not."""
+        rows = await self.store.instance_summaries(ids)
+        refused = await refusals(
+            self.store, [i for i in ids if rows.get(i, {}).get("status") not in RETRYABLE_STATUSES], _why_not_retried
+        )
+        candidates = [i for i in ids if i not in refused]
+        failed = await self.store.failed_runs(candidates) if from_node is None and candidates else {}
+        latest_versions: dict[str, int | None] = {}
+        targets: list[RetryTarget] = []
+        for instance_id in candidates:
+            row = rows[instance_id]
+            version = row["version"]
+            if latest:
+                if row["workflow"] not in latest_versions:
+                    latest_versions[row["workflow"]] = await self.store.latest_version(row["workflow"])
+                version = latest_versions[row["workflow"]] or version
+            definition = (await self.service.deployed(row["workflow"], version)).definition
+            try:
+                targets.append(retry_target(definition, row, version, from_node, failed.get(instance_id, []), data))
+            except InvalidInput as exc:
+                refused[instance_id] = exc
+        retried = await self.store.retry_instances(targets, [ANY_WORKER]) if targets else {}
+        changed = [uuid.UUID(target["id"]) for target in targets if uuid.UUID(target["id"]) not in retried]
+        refused.update(await refusals(self.store, changed, _why_not_retried))  # retried by someone else meanwhile
+        return retried, refused
+
+
+def retry_target(
+    definition: WorkflowDefinition,
+    row: Row,
+    version: int,
+    from_node: str | None,
+    failed_runs: list[str],
+    data: dict[str, Any],
+) -> RetryTarget:
+    """What retrying the instance ``row`` on ``definition`` (its ``version``) re-runs.
+
+    From ``from_node``, or the runs in ``failed_runs``. InvalidInput naming the field when a node is not in the
+    definition.
+    """
+    where = f"workflow '{row['workflow']}' version {version}"
+    if from_node is not None:
+        if from_node not in definition.nodes:
+            raise InvalidInput(f"from: node {from_node!r} does not exist in {where}")
+        keys: list[str] = []
+        nodes, ancestors = rerun_from(definition, from_node)
+    else:
+        keys = sorted(failed_runs)
+        failed_nodes = sorted({node_of(key) for key in keys})
+        missing = [node for node in failed_nodes if node not in definition.nodes]
+        if missing:
+            raise InvalidInput(
+                f"latest: node {missing[0]!r}, where the instance failed, does not exist in {where}: "
+                "retry from a node that does (from)"
+            )
+        nodes = []
+        ancestors = sorted({ancestor for node in failed_nodes for ancestor in ancestors_of(definition, node)})
+    logged = {**data, "from": from_node, "version": version, "previous_version": row["version"], "runs": keys}
+    return {
+        "id": str(row["id"]),
+        "version": version,
+        "keys": keys,
+        "nodes": nodes,
+        "ancestors": ancestors,
+        "timeout": definition.timeout,
+        "data": logged,
+    }
+
+
+def _only(instance_id: uuid.UUID, done: dict[uuid.UUID, Row], refused: Refusals) -> Row:
+    """The row of the one instance an operation acted on, or why it did not."""
+    if instance_id in refused:
+        raise refused[instance_id]
+    return done[instance_id]
+
+
+def _why_not_paused(row: Row) -> Conflict:
+    if row["status"] not in ACTIVE_STATUSES:
+        return Conflict(
+            f"instance {row['id']} is {row['status']}: only a pending, running or waiting instance can be paused"
+        )
+    return Conflict(f"instance {row['id']} is already paused (since {row['paused_at'].isoformat()})")
+
+
+def _why_not_resumed(row: Row) -> Conflict:
+    if row["status"] not in ACTIVE_STATUSES:
+        return Conflict(f"instance {row['id']} is {row['status']}: only a paused instance can be resumed")
+    return Conflict(f"instance {row['id']} is not paused")
+
+
+def _why_not_retried(row: Row) -> Conflict:
+    return Conflict(
+        f"instance {row['id']} is {row['status']}: only a failed or cancelled instance can be retried "
+        "(pause or cancel it first)"
+    )
 
 
 def node_of(run_key: str) -> str:

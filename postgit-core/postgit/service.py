@@ -12,7 +12,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 from postgit.db.store import Row, Store
 from postgit.definition import ANY_QUEUE, ANY_WORKER, WorkflowDefinition
 from postgit.engine_types import EVENT_NAME_PATTERN, RESERVED_EVENT_PREFIX
-from postgit.errors import Conflict, DefinitionError, DefinitionIssue, InvalidInput, NotFound
+from postgit.errors import Conflict, DefinitionError, DefinitionIssue, InvalidInput, NotFound, PostgitError
 from postgit.gathering import SharedDeadlines
 from postgit.interruptions import interrupted_steps, lease_expiries, with_interrupted
 from postgit.plugin_versions import VersionMismatch, mismatches, registry_versions
@@ -341,11 +341,18 @@ class WorkflowService:
     async def cancel(self, instance_id: str | uuid.UUID, **data: Any) -> None:
         """Cancel an unfinished instance; Conflict when it already finished. ``data`` goes with its event."""
         parsed = parse_instance_id(instance_id)
-        if not await self.store.cancel_instance(parsed, data):
-            row = await self.store.get_instance(parsed)
-            if row is None:
-                raise NotFound(f"instance {instance_id} does not exist")
-            raise Conflict(f"instance {instance_id} is already {row['status']}")
+        refused = await self.cancel_many([parsed], **data)
+        if parsed in refused:
+            raise refused[parsed]
+
+    async def cancel_many(self, instance_ids: Sequence[uuid.UUID], **data: Any) -> Refusals:
+        """Cancel the unfinished instances of ``instance_ids`` with one statement; why each other one was not."""
+        cancelled = await self.store.cancel_instances(instance_ids, data)
+        return await refusals(
+            self.store,
+            [i for i in instance_ids if i not in cancelled],
+            lambda row: Conflict(f"instance {row['id']} is already {row['status']}"),
+        )
 
     async def delete(self, instance_id: str | uuid.UUID) -> str:
         """Delete a finished instance with its steps and events; its status. Conflict while it has not finished."""
@@ -444,6 +451,23 @@ def check_workflow_name(name: str) -> None:
     # fullmatch: ``$`` alone also matches before a trailing newline
     if not isinstance(name, str) or not WORKFLOW_NAME.fullmatch(name):
         raise InvalidInput(f"invalid workflow name {str(name)[:140]!r}: use {WORKFLOW_NAME_RULE}")
+
+
+Refusals = dict[uuid.UUID, PostgitError]
+"""Why an operation left each of some instances as they were, by instance id."""
+
+
+async def refusals(store: Store, instance_ids: Sequence[uuid.UUID], why: Callable[[Row], PostgitError]) -> Refusals:
+    """Why an operation left each of ``instance_ids`` as it was: NotFound, or ``why`` of its current row."""
+    if not instance_ids:
+        return {}
+    rows = await store.instance_summaries(instance_ids)
+    return {
+        instance_id: why(rows[instance_id])
+        if instance_id in rows
+        else NotFound(f"instance {instance_id} does not exist")
+        for instance_id in instance_ids
+    }
 
 
 def parse_instance_id(value: str | uuid.UUID) -> uuid.UUID:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from postgit import ForEach, HitEndpoint, Parallel, Sequence
+from postgit import ForEach, HitEndpoint, If, Parallel, Sequence, SubWorkflow, WaitForEvent
 from postgit.errors import Conflict, InvalidInput
 from postgit.operations import InstanceOperations
 from tests.support.engine import in_process_worker, wait_event, wait_finished
@@ -288,3 +288,67 @@ async def test_a_worker_lost_attempt_is_charged_by_the_next_claim(service, store
 async def _lease_expired(store, instance_id) -> bool:
     row = await store.get_instance(instance_id)
     return row["lease_expires_at"] is not None and row["lease_expires_at"] < datetime.now(UTC)
+
+
+async def test_a_bulk_action_works_through_its_chunks_and_says_why_it_skipped_each_instance(
+    service, store, registry, database_url, http_server, monkeypatch
+):
+    monkeypatch.setattr("postgit.operations.BULK_CHUNK", 2)
+    failing = Sequence(id="root", children=[HitEndpoint(id="a", url=f"{http_server.url}/status/500", retry=ONCE)])
+    await service.deploy("chunked", failing.to_json())
+    ids = [(await service.start("chunked", {"n": n}))[0]["id"] for n in range(5)]
+    async with in_process_worker(store, registry, database_url):
+        for instance_id in ids:
+            await wait_finished(store, instance_id)
+    # version 2 has no node "a": retried on the latest version, an instance that failed there cannot resume
+    fixed = Sequence(id="root", children=[HitEndpoint(id="b", url=f"{http_server.url}/ok/b")])
+    await service.deploy("chunked", fixed.to_json())
+    operations = InstanceOperations(service)
+    await operations.retry(ids[1], from_node="b", latest=True)
+    refused = await operations.bulk("retry", workflow="chunked", status="failed", latest=True)
+    assert (refused.matched, refused.done, refused.skipped) == (4, 0, 4)
+    assert [error["id"] for error in refused.errors] == [str(i) for i in [ids[0], *ids[2:]]]
+    assert all("latest: node 'a', where the instance failed, does not exist" in e["error"] for e in refused.errors)
+    retried = await operations.bulk("retry", workflow="chunked", status="failed")
+    assert (retried.matched, retried.done, retried.skipped) == (4, 4, 0)
+    for instance_id in [ids[0], *ids[2:]]:
+        [event] = [event for event in await store.events_since(instance_id) if event["kind"] == "instance_retried"]
+        assert event["data"]["runs"] == ["a"] and event["data"]["steps_retired"] == 1 and event["data"]["bulk"]
+        assert (await status_of(store, instance_id))["version"] == 1
+    assert (await status_of(store, ids[1]))["version"] == 2
+    cancelled = await operations.bulk("cancel", workflow="chunked", status="pending")
+    assert (cancelled.matched, cancelled.done) == (5, 5)
+    assert {(await status_of(store, instance_id))["status"] for instance_id in ids} == {"cancelled"}
+
+
+async def test_one_bulk_cancel_of_a_parent_and_its_child_cancels_both_and_signals_no_one(
+    service, store, registry, database_url
+):
+    nest = If(
+        id="top",
+        condition="input.depth == 0",
+        then=SubWorkflow(id="call", workflow="nest", input={"depth": 1}),
+        else_=WaitForEvent(id="forever", event="never"),
+    )
+    await service.deploy("nest", nest.to_json())
+    parent, _ = await service.start("nest", {"depth": 0})
+    async with in_process_worker(store, registry, database_url):
+
+        async def child_waiting():
+            children = await store.list_children(parent["id"])
+            return children and children[0]["status"] == "waiting" and children[0]
+
+        child = await wait_for(child_waiting, what="the child to wait")
+        await wait_for(lambda: _status_is(store, parent["id"], "waiting"), what="the parent to wait")
+        cancelled = await InstanceOperations(service).bulk("cancel", workflow="nest", status="waiting")
+    assert (cancelled.matched, cancelled.done, cancelled.skipped) == (2, 2, 0)
+    for instance_id in (parent["id"], child["id"]):
+        assert (await status_of(store, instance_id))["status"] == "cancelled"
+        assert kinds(await store.events_since(instance_id)).count("instance_cancelled") == 1
+    async with store.pool.connection() as conn:
+        signals = await (await conn.execute("SELECT count(*) FROM postgit.signals")).fetchone()
+    assert signals["count"] == 0, "a parent cancelled with its child gets no signal from it"
+
+
+async def _status_is(store, instance_id, status) -> bool:
+    return (await status_of(store, instance_id))["status"] == status

@@ -138,3 +138,8 @@ def _record_columns(sql: str, source: str) -> set[str]:
 def test_the_group_commit_rows_have_the_columns_commit_steps_reads(source, record):
     sql = load_queries()["commit_steps"]
     assert _record_columns(sql, source) == set(record.__annotations__)
+
+
+def test_a_retry_target_has_the_columns_retry_instances_reads():
+    sql = load_queries()["retry_instances"]
+    assert _record_columns(sql, "%(targets)s::jsonb") == set(records.RetryTarget.__annotations__)

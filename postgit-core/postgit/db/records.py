@@ -103,3 +103,20 @@ class CommitItem(TypedDict, total=False):
     deliveries: list[DeliveryRow]
     events: list[EventRow]
     running: list[RunningRun]
+
+
+class RetryTarget(TypedDict):
+    """One instance for the ``retry_instances`` query: the version it runs on and what re-runs.
+
+    ``keys``: runs whose attempts start again; ``nodes``: nodes every run of which re-runs (their control runs are
+    decided again); ``ancestors``: control nodes above them, whose runs lose their completion; ``timeout``: the
+    version's instance timeout in seconds (None: none); ``data``: what the ``instance_retried`` event records.
+    """
+
+    id: str
+    version: int
+    keys: list[str]
+    nodes: list[str]
+    ancestors: list[str]
+    timeout: float | None
+    data: dict[str, Any]

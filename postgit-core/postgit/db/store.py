@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from postgit.db.changes import ChangeNotifier
 from postgit.db.pool import with_connection_defaults
 from postgit.db.queries import load_queries
-from postgit.db.records import CommitItem
+from postgit.db.records import CommitItem, RetryTarget
 from postgit.definition import ANY_QUEUE, lane
 
 if TYPE_CHECKING:
@@ -275,57 +275,61 @@ class Store:
         """An instance's events with an id above ``after``, oldest first."""
         return await self._fetch_all("events_since", {"instance_id": instance_id, "after": after, "limit": limit})
 
+    async def cancel_instances(
+        self, instance_ids: Sequence[uuid.UUID], data: dict[str, Any] | None = None
+    ) -> set[uuid.UUID]:
+        """Cancel the unfinished instances of ``instance_ids`` and their descendants (unless abandoned).
+
+        Returns the ids it cancelled: the others had finished or do not exist. ``data`` goes with each one's
+        ``instance_cancelled`` event.
+        """
+        params = {"ids": list(instance_ids), "data": dumps(data or {})}
+        cancelled = {row["id"] for row in await self._fetch_all("cancel_instances", params)}
+        if cancelled:
+            self.changes.changed_everything()  # their descendants and parents too
+        return cancelled
+
     async def cancel_instance(self, instance_id: uuid.UUID, data: dict[str, Any] | None = None) -> bool:
-        """Cancel an unfinished instance and its descendants (unless abandoned); False when it had finished.
+        """Cancel an unfinished instance and its descendants (unless abandoned); False when it had finished."""
+        return bool(await self.cancel_instances([instance_id], data))
 
-        ``data`` goes with the instance's ``instance_cancelled`` event.
+    async def pause_instances(
+        self, instance_ids: Sequence[uuid.UUID], reason: str, data: dict[str, Any]
+    ) -> dict[uuid.UUID, Row]:
+        """Pause the unfinished, unpaused instances of ``instance_ids``; those it paused, by id."""
+        params = {"ids": list(instance_ids), "reason": reason, "data": dumps(data)}
+        rows = {row["id"]: row for row in await self._fetch_all("pause_instances", params)}
+        self.changes.changed(rows)
+        return rows
+
+    async def resume_instances(self, instance_ids: Sequence[uuid.UUID], data: dict[str, Any]) -> dict[uuid.UUID, Row]:
+        """Resume the paused unfinished instances of ``instance_ids``; those it resumed, by id."""
+        params = {"ids": list(instance_ids), "data": dumps(data)}
+        rows = {row["id"]: row for row in await self._fetch_all("resume_instances", params)}
+        self.changes.changed(rows)
+        return rows
+
+    async def retry_instances(self, targets: Sequence[RetryTarget], node_types: Sequence[str]) -> dict[uuid.UUID, Row]:
+        """Make the failed or cancelled instances of ``targets`` pending again (see the ``retry_instances`` query).
+
+        Returns those it retried, by id; one that was neither is left as it was.
         """
-        cancelled = await self._fetch_one("cancel_instance", {"id": instance_id, "data": dumps(data or {})})
-        if cancelled is not None:
-            self.changes.changed_everything()  # its descendants and its parent too
-        return cancelled is not None
+        params = {"targets": dumps(list(targets)), "node_types": list(node_types)}
+        rows = {row["id"]: row for row in await self._fetch_all("retry_instances", params)}
+        self.changes.changed(rows)
+        return rows
 
-    async def pause_instance(self, instance_id: uuid.UUID, reason: str, data: dict[str, Any]) -> Row | None:
-        """Pause an unfinished, unpaused instance; None when it was not one."""
-        row = await self._fetch_one("pause_instance", {"id": instance_id, "reason": reason, "data": dumps(data)})
-        self.changes.changed([instance_id])
-        return row
+    async def failed_runs(self, instance_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+        """The run keys whose latest attempt failed for good, of each instance of ``instance_ids``."""
+        found: dict[uuid.UUID, list[str]] = {}
+        for row in await self._fetch_all("failed_runs", {"ids": list(instance_ids)}):
+            found.setdefault(row["instance_id"], []).append(row["run_key"])
+        return found
 
-    async def resume_instance(self, instance_id: uuid.UUID, data: dict[str, Any]) -> Row | None:
-        """Resume a paused unfinished instance; None when it was not one."""
-        row = await self._fetch_one("resume_instance", {"id": instance_id, "data": dumps(data)})
-        self.changes.changed([instance_id])
-        return row
-
-    async def retry_instance(
-        self,
-        instance_id: uuid.UUID,
-        *,
-        version: int,
-        keys: Sequence[str],
-        nodes: Sequence[str],
-        ancestors: Sequence[str],
-        node_types: Sequence[str],
-        timeout_seconds: float | None,
-        data: dict[str, Any],
-    ) -> Row | None:
-        """Make a failed or cancelled instance pending again (see the ``retry_instance`` query).
-
-        None when it was neither (then nothing is written).
-        """
-        params = {
-            "id": instance_id,
-            "version": version,
-            "keys": list(keys),
-            "nodes": list(nodes),
-            "ancestors": list(ancestors),
-            "node_types": list(node_types),
-            "timeout": timeout_seconds,
-            "data": dumps(data),
-        }
-        row = await self._fetch_one("retry_instance", params)
-        self.changes.changed([instance_id])
-        return row
+    async def instance_summaries(self, instance_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Row]:
+        """``{id, workflow, version, status, paused_at}`` of the instances of ``instance_ids`` that exist."""
+        rows = await self._fetch_all("instance_summaries", {"ids": list(instance_ids)})
+        return {row["id"]: row for row in rows}
 
     async def select_instances(
         self,

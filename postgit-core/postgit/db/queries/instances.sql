@@ -299,40 +299,48 @@ WITH locked AS (
 )
 SELECT id, pg_notify('postgit_work', array_to_string(node_types, ',')) IS NOT NULL AS notified FROM released;
 
--- name: cancel_instance
--- Cancel an unfinished instance and, unless they were started to be abandoned, its unfinished descendants;
--- bumping each lease token fences off a worker still running a step. A cancelled child signals its parent.
+-- name: cancel_instances
+-- Cancel the unfinished instances of `ids` and, unless they were started to be abandoned, their unfinished
+-- descendants; bumping each lease token fences off a worker still running a step. A cancelled instance of `ids`
+-- signals its parent, unless the parent is cancelled with it. Returns the instances of `ids` that were cancelled.
 WITH RECURSIVE tree AS (
-    SELECT id FROM postgit.instances WHERE id = %(id)s
+    SELECT id FROM postgit.instances WHERE id = ANY(%(ids)s::uuid[])
     UNION
     SELECT c.id FROM postgit.instances c JOIN tree t ON c.parent_id = t.id
     WHERE c.cancel_with_parent AND c.status IN ('pending', 'running', 'waiting')
+), locked AS (
+    SELECT i.id FROM postgit.instances i JOIN tree ON i.id = tree.id
+    WHERE i.status IN ('pending', 'running', 'waiting')
+    ORDER BY i.id FOR UPDATE OF i
 ), cancelled AS (
     UPDATE postgit.instances i
     SET status = 'cancelled', run_at = NULL, lease_owner = NULL, lease_expires_at = NULL, wait_reason = NULL,
         lease_token = lease_token + 1, updated_at = now(), finished_at = now(), paused_at = NULL,
         pause_reason = NULL, running_runs = NULL
-    FROM tree WHERE i.id = tree.id AND i.status IN ('pending', 'running', 'waiting')
-    RETURNING i.id, i.status, i.parent_id
+    FROM locked WHERE i.id = locked.id AND i.status IN ('pending', 'running', 'waiting')
+    RETURNING i.id, i.status, i.parent_id, i.id = ANY(%(ids)s::uuid[]) AS asked
 ), logged AS (
     INSERT INTO postgit.events (instance_id, kind, data)
-    SELECT id, 'instance_cancelled', CASE WHEN id = %(id)s THEN %(data)s::jsonb ELSE '{}'::jsonb END FROM cancelled
+    SELECT id, 'instance_cancelled', CASE WHEN asked THEN %(data)s::jsonb ELSE '{}'::jsonb END FROM cancelled
+), signalled AS (
+    SELECT c.id, c.parent_id FROM cancelled c
+    WHERE c.asked AND c.parent_id IS NOT NULL AND NOT EXISTS (SELECT FROM cancelled p WHERE p.id = c.parent_id)
 ), parent_signal AS (
     INSERT INTO postgit.signals (instance_id, name, key, data)
-    SELECT parent_id, 'postgit.child', id::text, '{"status": "cancelled"}'::jsonb FROM cancelled
-    WHERE parent_id IS NOT NULL AND id = %(id)s
+    SELECT parent_id, 'postgit.child', id::text, '{"status": "cancelled"}'::jsonb FROM signalled
 ), woken_parent AS (
     UPDATE postgit.instances p
     SET signal_seq = p.signal_seq + 1, run_at = CASE WHEN p.status = 'waiting' THEN now() ELSE p.run_at END
-    FROM cancelled c WHERE c.id = %(id)s AND p.id = c.parent_id AND p.status IN ('pending', 'running', 'waiting')
+    FROM (SELECT DISTINCT parent_id FROM signalled) s
+    WHERE p.id = s.parent_id AND p.status IN ('pending', 'running', 'waiting')
     RETURNING p.id, p.status, p.node_types
+), notified AS (
+    SELECT count(*) AS woken FROM woken_parent p
+    WHERE pg_notify(CASE WHEN p.status = 'running' THEN 'postgit_signal' ELSE 'postgit_work' END,
+                    CASE WHEN p.status = 'running' THEN p.id::text ELSE array_to_string(p.node_types, ',') END)
+          IS NOT NULL
 )
-SELECT c.id, c.status,
-       (SELECT count(*) FROM woken_parent p
-        WHERE pg_notify(CASE WHEN p.status = 'running' THEN 'postgit_signal' ELSE 'postgit_work' END,
-                        CASE WHEN p.status = 'running' THEN p.id::text
-                             ELSE array_to_string(p.node_types, ',') END) IS NOT NULL) AS woken
-FROM cancelled c WHERE c.id = %(id)s;
+SELECT c.id, c.status, n.woken FROM cancelled c CROSS JOIN notified n WHERE c.asked;
 
 -- name: cancel_children
 -- Cancel the unfinished descendants of a finished instance that were not started to be abandoned.
