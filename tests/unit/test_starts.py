@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 import uuid
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from postgit.db.ids import uuid7
 from postgit.starts import (
     MAX_INPUT_BYTES,
     Deployed,
@@ -130,3 +132,23 @@ def test_jsonl_bad_lines_are_each_named(tmp_path: Path):
     assert message.endswith("and 4 more")
     path.write_text('{"a": 1}\n\n{"b": 2}', encoding="utf-8")
     assert read_inputs(f"@{path}") == [(1, 8, {"a": 1}), (3, 8, {"b": 2})]
+
+
+def test_an_input_of_a_callers_uuid_or_enum_is_stored_as_its_json_form():
+    class Colour(enum.Enum):
+        RED = "red"
+
+    ident = uuid.uuid4()
+    text = f'{{"id":"{ident}","colour":"red"}}'
+    assert encode_input({"id": ident, "colour": Colour.RED}) == (text, len(text))
+    error = encode_input({"at": datetime.now(UTC)})
+    assert isinstance(error, ItemError) and "is not JSON-serialisable" in error.problem, "as before: say which form"
+
+
+def test_instance_ids_are_version_7_in_time_order():
+    ids = [uuid7() for _ in range(1000)]
+    assert all(ident.version == 7 and ident.variant == uuid.RFC_4122 for ident in ids)
+    assert all(uuid.UUID(str(ident)) == ident and hash(uuid.UUID(str(ident))) == hash(ident) for ident in ids)
+    millis = [ident.int >> 80 for ident in ids]
+    assert millis == sorted(millis) and abs(millis[-1] - datetime.now(UTC).timestamp() * 1000) < 60_000
+    assert len(set(ids)) == 1000
