@@ -27,7 +27,7 @@ from postgit.db.store import Store, dumps
 from postgit.decider import Decider
 from postgit.definition import ANY_QUEUE, ANY_WORKER, WorkflowDefinition, lane
 from postgit.gathering import GatheredWriter
-from postgit.jsontext import Unstorable, storable_input_json
+from postgit.jsontext import Unstorable, storable_json
 from postgit.runs import RunView
 from postgit.templating import TemplateProblem, render_template
 from postgit.tracing import valid_traceparent
@@ -200,7 +200,7 @@ def check_idempotency_key(key: str | None) -> ItemError | None:
 def encode_input(input: Any) -> tuple[str, int] | ItemError:
     """``input`` as compact JSON text and its size in bytes, or why it cannot be stored (too large, not JSON)."""
     try:
-        text, size = storable_input_json(input)
+        text, size = storable_json(input)
     except Unstorable as exc:
         return ItemError("input", str(exc))
     if size > MAX_INPUT_BYTES:

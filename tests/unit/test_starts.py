@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import enum
 import json
 import math
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from postgit.db.ids import uuid7
+from postgit.jsontext import FAST_BYTES
 from postgit.starts import (
     MAX_INPUT_BYTES,
     Deployed,
@@ -134,15 +136,33 @@ def test_jsonl_bad_lines_are_each_named(tmp_path: Path):
     assert read_inputs(f"@{path}") == [(1, 8, {"a": 1}), (3, 8, {"b": 2})]
 
 
-def test_an_input_of_a_callers_uuid_or_enum_is_stored_as_its_json_form():
-    class Colour(enum.Enum):
-        RED = "red"
+class Colour(enum.Enum):
+    RED = "red"
 
-    ident = uuid.uuid4()
-    text = f'{{"id":"{ident}","colour":"red"}}'
-    assert encode_input({"id": ident, "colour": Colour.RED}) == (text, len(text))
-    error = encode_input({"at": datetime.now(UTC)})
-    assert isinstance(error, ItemError) and "is not JSON-serialisable" in error.problem, "as before: say which form"
+
+@pytest.mark.parametrize("value", [uuid.uuid4(), Colour.RED, datetime.now(UTC), {"at": datetime.now(UTC)}])
+def test_an_input_of_values_json_cannot_write_is_refused_although_orjson_could(value):
+    error = encode_input(value)
+    assert isinstance(error, ItemError) and "is not JSON-serialisable" in error.problem
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"n": 1, "ok": True, "xs": [1.5, -0.0, "é"], "nested": {"deep": [[{}]]}},
+        {"nothing": None},
+        {"big": 2**70},
+        {"text": "x" * (FAST_BYTES + 10)},
+        [True, False, 0, 1e16, 2.5e-10],
+        collections.OrderedDict(a=1),
+        {"count": enum.IntEnum("Count", "ONE").ONE},
+    ],
+)
+def test_an_input_is_read_back_as_the_value_it_was(value):
+    encoded = encode_input(value)
+    assert not isinstance(encoded, ItemError)
+    text, size = encoded
+    assert json.loads(text) == json.loads(json.dumps(value)) and size == len(text.encode())
 
 
 def test_instance_ids_are_version_7_in_time_order():
