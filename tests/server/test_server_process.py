@@ -52,7 +52,10 @@ async def test_deploy_run_and_follow_the_example_over_http(route, tmp_path):
 
             with running_workers(route.url, tmp_path, **route.env) as workers:
                 events = []
-                async with client.stream("GET", f"/instances/{instance_id}/events") as response:
+                # the first event after the created one waits for a worker process to start: on a loaded machine,
+                # longer than the client's 10 s between two reads
+                stream_timeout = httpx.Timeout(10, read=60)
+                async with client.stream("GET", f"/instances/{instance_id}/events", timeout=stream_timeout) as response:
                     assert response.status_code == 200
                     async for event in sse_events(response):
                         assert event.json()["kind"] == event.event

@@ -153,6 +153,9 @@ def start_recording_server(host: str = "127.0.0.1", port: int = 0) -> RecordingS
 
     class Server(ThreadingHTTPServer):
         address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # socketserver's default backlog is 5: workers opening tens of connections at once would have theirs
+        # dropped and retried a second or more later, on a loaded machine past a step's request timeout
+        request_queue_size = 128
 
     httpd = Server((host, port), Handler)
     httpd.daemon_threads = True
