@@ -83,6 +83,8 @@ class Process:
 
 SERVER_PROGRAM: str | None = None
 """The ``postgit-server`` to run instead of the installed one (``bench/compare_starts.py`` sets it)."""
+WORKER_PROGRAM: str | None = None
+"""The ``postgit-worker`` to run instead of the installed one (``bench/compare_w1.py`` sets it)."""
 SERVER_ENV: dict[str, str] = {}
 """More environment for every server the harness starts (``bench/compare_starts.py`` sets it)."""
 
@@ -111,7 +113,7 @@ def start_server(database_url: str, log_dir: Path, timeout: float = 60.0) -> tup
 def start_worker(database_url: str, settings: WorkerEnv, log_dir: Path, name: str) -> Process:
     """Start one ``postgit-worker`` process with the run's worker settings."""
     env = base_env(database_url) | settings.as_env()
-    return Process(name, [script("postgit-worker"), "--log-level", "WARNING"], env, log_dir)
+    return Process(name, [WORKER_PROGRAM or script("postgit-worker"), "--log-level", "WARNING"], env, log_dir)
 
 
 def attach_profiler(pid: int, raw_output: Path, log_dir: Path, name: str, rate: int = 200) -> Process:

@@ -1,0 +1,62 @@
+"""Compare W1's steps/s of two checkouts, measured in the same run: rounds interleaved on one database.
+
+Usage (from the repository root; OTHER is another checkout with its own ``.venv`` and the same schema)::
+
+    .venv/bin/python bench/compare_w1.py OTHER/.venv/bin [--rounds 3] [--instances 3000] [--workers 1]
+
+Each round runs W1 (``harness.throughput.run_w1``: start, hold, release, work off) with each checkout's server and
+worker processes in turn (which goes first alternates) and prints its steps/s; the medians over the rounds come
+last. Against ``DATABASE_URL``'s server when set (a fresh database is created there and dropped), else an embedded
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+from harness import processes  # noqa: E402
+from harness.config import QUICK  # noqa: E402
+from harness.database import fresh_database, pg_server  # noqa: E402
+from harness.runner import prepare, say  # noqa: E402
+from harness.throughput import run_w1  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the comparison; print every round and the medians as JSON."""
+    parser = argparse.ArgumentParser(prog="bench/compare_w1.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("other", type=Path, help="the other checkout's .venv/bin")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--instances", type=int, default=3_000, help="W1 instances per checkout per round")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    args = parser.parse_args(argv)
+    programs = {
+        "other": (str(args.other / "postgit-server"), str(args.other / "postgit-worker")),
+        "this": (None, None),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in programs}
+    with pg_server() as server, fresh_database(server.admin_url) as url, tempfile.TemporaryDirectory() as logs:
+        paths = prepare(server.admin_url, url, Path(logs))
+        for number in range(args.rounds):
+            order = list(programs) if number % 2 == 0 else list(reversed(programs))
+            for name in order:
+                processes.SERVER_PROGRAM, processes.WORKER_PROGRAM = programs[name]
+                result = run_w1(paths, QUICK, f"w1-{name}-{number}", args.workers, instances=args.instances)
+                say(f"round {number + 1}, {name}: {result['steps_per_second']} steps/s")
+                rates[name].append(result["steps_per_second"])
+    summary = {
+        name: {"steps_per_second": sorted(values)[(len(values) - 1) // 2], "rounds": values}
+        for name, values in rates.items()
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
