@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,9 +23,9 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from harness import processes  # noqa: E402
+from harness.compare import comparison_database, interleaved, median  # noqa: E402
 from harness.config import QUICK  # noqa: E402
-from harness.database import fresh_database, pg_server  # noqa: E402
-from harness.runner import prepare, say  # noqa: E402
+from harness.runner import say  # noqa: E402
 from harness.starts import run_batch_starts  # noqa: E402
 from harness.throughput import start_instances  # noqa: E402
 
@@ -43,31 +42,28 @@ def main(argv: list[str] | None = None) -> int:
     rates: dict[str, list[dict]] = {name: [] for name in servers}
     batches: dict[str, list[dict]] = {name: [] for name in servers}
     sizes = replace(QUICK, rounds=args.rounds)
-    with pg_server() as server, fresh_database(server.admin_url) as url, tempfile.TemporaryDirectory() as logs:
-        paths = prepare(server.admin_url, url, Path(logs))
-        for number in range(args.rounds):
-            order = list(servers) if number % 2 == 0 else list(reversed(servers))
-            for name in order:
-                processes.SERVER_PROGRAM, processes.SERVER_ENV = servers[name]
-                result = start_instances(paths, sizes, f"compare-{name}-{number}", args.instances)
-                say(f"round {number + 1}, {name}: {result}")
-                rates[name].append(result)
-                batch = run_batch_starts(paths, replace(sizes, rounds=1))
-                say(f"round {number + 1}, {name}, batch: {batch}")
-                batches[name].append(batch)
+    with comparison_database() as paths:
+        for number, name in interleaved(args.rounds, list(servers)):
+            processes.SERVER_PROGRAM, processes.SERVER_ENV = servers[name]
+            result = start_instances(paths, sizes, f"compare-{name}-{number}", args.instances)
+            say(f"round {number + 1}, {name}: {result}")
+            rates[name].append(result)
+            batch = run_batch_starts(paths, replace(sizes, rounds=1))
+            say(f"round {number + 1}, {name}, batch: {batch}")
+            batches[name].append(batch)
     summary = {name: _medians(rates[name]) | {"batch": _medians(batches[name])} for name in servers}
     print(json.dumps(summary, indent=2))
     return 0
 
 
 def _medians(results: list[dict]) -> dict:
-    def median(key: str) -> float | None:
-        values = sorted(result[key] for result in results if result.get(key) is not None)
-        return values[(len(values) - 1) // 2] if values else None
+    def of(key: str) -> float | None:
+        values = [result[key] for result in results if result.get(key) is not None]
+        return median(values) if values else None
 
     return {
-        "instances_per_second": median("instances_per_second"),
-        "server_cpu_ms_per_start": median("server_cpu_ms_per_start"),
+        "instances_per_second": of("instances_per_second"),
+        "server_cpu_ms_per_start": of("server_cpu_ms_per_start"),
         "rounds": [result["instances_per_second"] for result in results],
     }
 

@@ -15,16 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from harness import processes  # noqa: E402
+from harness.compare import comparison_database, interleaved, median  # noqa: E402
 from harness.config import QUICK  # noqa: E402
-from harness.database import fresh_database, pg_server  # noqa: E402
-from harness.runner import prepare, say  # noqa: E402
+from harness.runner import say  # noqa: E402
 from harness.throughput import run_w1  # noqa: E402
 
 
@@ -41,19 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         "this": (None, None),
     }
     rates: dict[str, list[float]] = {name: [] for name in programs}
-    with pg_server() as server, fresh_database(server.admin_url) as url, tempfile.TemporaryDirectory() as logs:
-        paths = prepare(server.admin_url, url, Path(logs))
-        for number in range(args.rounds):
-            order = list(programs) if number % 2 == 0 else list(reversed(programs))
-            for name in order:
-                processes.SERVER_PROGRAM, processes.WORKER_PROGRAM = programs[name]
-                result = run_w1(paths, QUICK, f"w1-{name}-{number}", args.workers, instances=args.instances)
-                say(f"round {number + 1}, {name}: {result['steps_per_second']} steps/s")
-                rates[name].append(result["steps_per_second"])
-    summary = {
-        name: {"steps_per_second": sorted(values)[(len(values) - 1) // 2], "rounds": values}
-        for name, values in rates.items()
-    }
+    with comparison_database() as paths:
+        for number, name in interleaved(args.rounds, list(programs)):
+            processes.SERVER_PROGRAM, processes.WORKER_PROGRAM = programs[name]
+            result = run_w1(paths, QUICK, f"w1-{name}-{number}", args.workers, instances=args.instances)
+            say(f"round {number + 1}, {name}: {result['steps_per_second']} steps/s")
+            rates[name].append(result["steps_per_second"])
+    summary = {name: {"steps_per_second": median(values), "rounds": values} for name, values in rates.items()}
     print(json.dumps(summary, indent=2))
     return 0
 
