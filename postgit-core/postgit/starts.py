@@ -9,7 +9,6 @@ idle server writes a start at once, a busy one writes many per round trip.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,8 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
-import psycopg
-import psycopg.errors
 import referencing
 import referencing.exceptions
 
@@ -39,8 +36,6 @@ MAX_CONCURRENCY_KEY_BYTES = 1_000
 DEFAULT_PRIORITY = 3
 MIN_PRIORITY, MAX_PRIORITY = 1, 5
 """A start's priority: 1 is claimed first, 5 last."""
-DEADLOCK_RETRIES = 5
-"""How often a start statement that PostgreSQL rolled back to end a deadlock over concurrency keys is written again."""
 MAX_STATEMENT_ITEMS = 1_000
 """The most instances one ``start_instances`` statement writes (a batch request of that size is one statement)."""
 MAX_STATEMENTS_IN_FLIGHT = 2
@@ -310,20 +305,13 @@ async def _start_instances(store: Store, items: Sequence[NewInstance]) -> list[A
     """The ``start_instances`` statement for ``items``, with their concurrency keys taken in one order.
 
     Each start with a key locks its key until the transaction ends (see migration 0014): taking them sorted keeps
-    two statements from waiting on each other, and a deadlock with a worker's commit (which PostgreSQL ends by
-    rolling one of them back) is written again.
+    two statements from waiting on each other; a deadlock with a worker's commit (which PostgreSQL ends by
+    rolling one of them back) is run again by the store.
     """
-    keyed = [item for item in items if item.concurrency is not None]
-    if keyed:  # a stable sort: the starts of one key keep their order, which is the order they get slots in
+    if any(item.concurrency is not None for item in items):
+        # a stable sort: the starts of one key keep their order, which is the order they get slots in
         items = sorted(items, key=lambda item: (item.workflow, item.concurrency[0]) if item.concurrency else ("", ""))
-    for attempt in range(DEADLOCK_RETRIES + 1):
-        try:
-            return await store.start_instances(items)
-        except psycopg.errors.DeadlockDetected:
-            if not keyed or attempt == DEADLOCK_RETRIES:
-                raise
-            await asyncio.sleep(0.01 * 2**attempt)
-    raise AssertionError("unreachable")
+    return await store.start_instances(items)
 
 
 class StartQueue(GatheredWriter[NewInstance, "Started | object"]):

@@ -7,9 +7,11 @@ import logging
 import uuid
 
 import psycopg
+import pytest
 
 from postgit import Node, Sequence
 from postgit.db import Store, open_pool
+from postgit.db.store import ROLLBACK_RETRIES
 from postgit.engine.committer import GroupCommitter
 
 LEASE = 30.0
@@ -167,8 +169,8 @@ async def test_deploying_an_unchanged_definition_returns_the_existing_version(se
 
 
 async def test_a_group_commit_rolled_back_by_a_deadlock_is_written_again(service, store, database_url, caplog):
-    """A batch PostgreSQL aborts to break a deadlock is known not to have committed: the committer writes it again."""
-    caplog.set_level(logging.INFO, "postgit.worker")
+    """A batch PostgreSQL aborts to break a deadlock is known not to have committed: it is written again."""
+    caplog.set_level(logging.INFO, "postgit.db")
     await start_many(service, 2)
     first, second = await store.claim_instances(worker_id="w", node_types=["Shout"], limit=2, lease_seconds=LEASE)
     committer = GroupCommitter(store)
@@ -249,3 +251,23 @@ async def test_a_group_commit_that_never_reached_the_database_is_written_again(s
     losing, _ = await lose_the_first_commit(service, store, caplog, after_commit=False)
     assert losing.writes == 2
     assert "failed before it committed" in caplog.text
+
+
+async def test_a_statement_rolled_back_by_a_deadlock_is_run_again_and_the_last_rollback_is_raised(store):
+    async with store.pool.connection() as conn:
+        await conn.execute("CREATE SEQUENCE IF NOT EXISTS rollback_attempts")
+        await conn.execute(
+            "CREATE OR REPLACE FUNCTION rolled_back_until(runs bigint) RETURNS bigint LANGUAGE plpgsql AS $$"
+            " DECLARE n bigint := nextval('rollback_attempts'); BEGIN"
+            " IF n < runs THEN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END IF;"
+            " RETURN n; END $$"
+        )
+    store._queries = {**store._queries, "rolled_back": "SELECT rolled_back_until(%(runs)s) AS run"}
+    assert await store._fetch_all("rolled_back", {"runs": 3}) == [{"run": 3}], "two rollbacks, then it ran"
+    async with store.pool.connection() as conn:
+        await conn.execute("ALTER SEQUENCE rollback_attempts RESTART")
+    with pytest.raises(psycopg.errors.DeadlockDetected):
+        await store._fetch_all("rolled_back", {"runs": 1_000})
+    async with store.pool.connection() as conn:
+        attempts = await (await conn.execute("SELECT last_value FROM rollback_attempts")).fetchone()
+    assert attempts["last_value"] == ROLLBACK_RETRIES + 1

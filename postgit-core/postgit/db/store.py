@@ -6,8 +6,10 @@ clause: a worker that lost an instance's lease writes nothing for it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import os
 import socket
 import time
@@ -22,7 +24,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from postgit.db.changes import ChangeNotifier
-from postgit.db.pool import with_connection_defaults
+from postgit.db.pool import first_line, with_connection_defaults
 from postgit.db.queries import load_queries
 from postgit.db.records import CommitItem, RetryTarget
 from postgit.definition import ANY_QUEUE, lane
@@ -49,6 +51,14 @@ def definition_digest(definition: dict[str, Any]) -> str:
     """A digest of a definition's canonical JSON: equal definitions, equal digests."""
     canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+log = logging.getLogger("postgit.db")
+
+ROLLBACK_RETRIES = 5
+"""How many times a statement that a deadlock or a serialization failure rolled back is run again."""
+ROLLED_BACK = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+"""What PostgreSQL rolls a transaction back with to end a deadlock or a serialization conflict."""
 
 
 class Written(set[int]):
@@ -90,9 +100,19 @@ class Store:
         if conn is not None:
             cursor = await conn.execute(self._sql(name), params)
             return await cursor.fetchall()
-        async with self.pool.connection() as pooled:
-            cursor = await pooled.execute(self._sql(name), params)
-            return await cursor.fetchall()
+        for attempt in range(ROLLBACK_RETRIES + 1):
+            try:
+                async with self.pool.connection() as pooled:
+                    cursor = await pooled.execute(self._sql(name), params)
+                    return await cursor.fetchall()
+            except ROLLED_BACK as exc:
+                # a deadlock or a serialization failure rolled the statement, its own transaction, back whole:
+                # running it again is running it once
+                if attempt == ROLLBACK_RETRIES:
+                    raise
+                log.info("statement %s was rolled back (%s): running it again", name, first_line(exc))
+                await asyncio.sleep(0.01 * 2**attempt)
+        raise AssertionError("unreachable")
 
     async def _fetch_one(self, name: str, params: dict[str, Any], conn: AsyncConnection | None = None) -> Row | None:
         rows = await self._fetch_all(name, params, conn)

@@ -20,7 +20,7 @@ import time
 import psycopg.errors
 
 from postgit.db.records import CommitItem
-from postgit.db.store import Store, Written
+from postgit.db.store import ROLLED_BACK, Store, Written
 from postgit.metrics import COMMIT_BATCH_SIZE, COMMIT_LATENCY
 
 log = logging.getLogger("postgit.worker")
@@ -117,7 +117,7 @@ class GroupCommitter:
             commit_id = secrets.randbits(63)
             try:
                 return await self.store.commit_steps(items, commit_id)
-            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+            except ROLLED_BACK as exc:
                 if retry >= ROLLBACK_RETRIES:
                     raise
                 log.info("writing %d step outcomes was rolled back (%s): writing them again", len(items), exc)
