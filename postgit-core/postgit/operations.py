@@ -221,6 +221,8 @@ def _why_not_paused(row: Row) -> Conflict:
         return Conflict(
             f"instance {row['id']} is {row['status']}: only a pending, running or waiting instance can be paused"
         )
+    if row["paused_at"] is None:  # paused and resumed by others between the two statements
+        return Conflict(f"instance {row['id']} changed while it was being paused: pause it again")
     return Conflict(f"instance {row['id']} is already paused (since {row['paused_at'].isoformat()})")
 
 
