@@ -21,7 +21,14 @@ from postgit.db.records import RetryTarget
 from postgit.db.store import Row
 from postgit.definition import ANY_WORKER, WorkflowDefinition
 from postgit.errors import Conflict, InvalidInput
-from postgit.service import ACTIVE_STATUSES, Refusals, check_workflow_name, parse_instance_id, refusals
+from postgit.service import (
+    ACTIVE_STATUSES,
+    Refusals,
+    check_workflow_name,
+    explain_refusals,
+    parse_instance_id,
+    refusals,
+)
 
 if TYPE_CHECKING:
     from postgit.service import WorkflowService
@@ -142,13 +149,13 @@ class InstanceOperations:
     ) -> tuple[dict[uuid.UUID, Row], Refusals]:
         """Retry ``ids`` with one statement: those retried, and why each other one was not."""
         rows = await self.store.instance_summaries(ids)
-        refused = await refusals(
-            self.store, [i for i in ids if rows.get(i, {}).get("status") not in RETRYABLE_STATUSES], _why_not_retried
-        )
+        unretryable = [i for i in ids if rows.get(i, {}).get("status") not in RETRYABLE_STATUSES]
+        refused = explain_refusals(unretryable, rows, _why_not_retried)
         candidates = [i for i in ids if i not in refused]
         failed = await self.store.failed_runs(candidates) if from_node is None and candidates else {}
         latest_versions: dict[str, int | None] = {}
         targets: list[RetryTarget] = []
+        targeted: list[uuid.UUID] = []
         for instance_id in candidates:
             row = rows[instance_id]
             version = row["version"]
@@ -161,8 +168,10 @@ class InstanceOperations:
                 targets.append(retry_target(definition, row, version, from_node, failed.get(instance_id, []), data))
             except InvalidInput as exc:
                 refused[instance_id] = exc
+            else:
+                targeted.append(instance_id)
         retried = await self.store.retry_instances(targets, [ANY_WORKER]) if targets else {}
-        changed = [uuid.UUID(target["id"]) for target in targets if uuid.UUID(target["id"]) not in retried]
+        changed = [instance_id for instance_id in targeted if instance_id not in retried]
         refused.update(await refusals(self.store, changed, _why_not_retried))  # retried by someone else meanwhile
         return retried, refused
 

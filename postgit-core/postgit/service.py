@@ -461,7 +461,13 @@ async def refusals(store: Store, instance_ids: Sequence[uuid.UUID], why: Callabl
     """Why an operation left each of ``instance_ids`` as it was: NotFound, or ``why`` of its current row."""
     if not instance_ids:
         return {}
-    rows = await store.instance_summaries(instance_ids)
+    return explain_refusals(instance_ids, await store.instance_summaries(instance_ids), why)
+
+
+def explain_refusals(
+    instance_ids: Sequence[uuid.UUID], rows: dict[uuid.UUID, Row], why: Callable[[Row], PostgitError]
+) -> Refusals:
+    """Why each of ``instance_ids`` was left as it was, from ``rows`` (their current rows, by id, where they exist)."""
     return {
         instance_id: why(rows[instance_id])
         if instance_id in rows
