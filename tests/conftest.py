@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import compileall
 import os
+import sys
+import tomllib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +42,20 @@ def admin_url() -> str:
 SLOW = ("chaos", "packaging", "bench", "fuzz", "faults", "embedded", "cli")
 """Test folders whose tests are marked ``slow`` (they start processes: the CLI's run ``pst`` against a server
 process): the inner loop, ``pytest -m "not slow"``, leaves them out, except the CLI's own unit tests."""
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Where PYTHONDONTWRITEBYTECODE is set, Python caches no bytecode, and each of the hundreds of processes the suite
+    # starts (servers, workers, pst) would compile the workspace's modules again: half of what starting one costs.
+    # uv compiles the installed packages (compile-bytecode in pyproject.toml); the workspace's are compiled here, once,
+    # by the controlling process before it starts any test process.
+    if sys.dont_write_bytecode and not hasattr(config, "workerinput"):
+        members = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]["members"]
+        for member in [*members, "tests"]:
+            compileall.compile_dir(REPO / member, quiet=1)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
