@@ -7,7 +7,6 @@ import compileall
 import os
 import sys
 import tomllib
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from postgit.db import Store, migrate, open_pool
 from postgit.plugins import load_registry
 from postgit.registry import NodeRegistry
 from postgit.service import WorkflowService
+from tests.support.databases import DatabasePool
 from tests.support.pgbouncer import PgBouncer, pgbouncer_binary, running_pgbouncer
 from tests.support.session_pg import session_server, stop_session_servers
 
@@ -93,17 +93,22 @@ def template_database() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def database_pool(template_database: str) -> Iterator[DatabasePool]:
+    """This test process's databases, cloned from the template and reused once emptied."""
+    pool = DatabasePool(template_database, url_for, admin_url())
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def database_url(template_database: str) -> Iterator[str]:
-    """The URL of a fresh, migrated database that is dropped after the test."""
-    name = f"postgit_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+def database_url(database_pool: DatabasePool) -> Iterator[str]:
+    """The URL of an empty, migrated database of this test's own (see :class:`DatabasePool`)."""
+    name = database_pool.take()
     try:
         yield url_for(name)
     finally:
-        with psycopg.connect(admin_url(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        database_pool.give_back(name)
 
 
 @dataclass(frozen=True)
