@@ -1,10 +1,10 @@
 """Per-test databases: clones of a migrated template, emptied and reused by the next test instead of dropped.
 
-Creating a database from the template and dropping it costs PostgreSQL about 0.3 s of CPU (it copies every file of
-the template and syncs it), as much as many a test itself; emptying the tables a test wrote a few rows to costs a few
-milliseconds. A database goes back to the pool only when its schema is still the template's and the test left few
-rows; any other is dropped. It takes a new name each time, so a process a test left behind, reconnecting, cannot
-reach the next test's rows.
+Creating a database from the template and dropping it cost PostgreSQL up to 0.3 s of CPU (it copies every file of
+the template, and syncs them where fsync is on), as much as many a test itself; emptying the tables a test wrote a few
+rows to costs a few milliseconds. A database goes back to the pool only when its schema is still the template's and
+the test left few rows; any other is dropped. It takes a new name each time, so a process a test left behind,
+reconnecting, cannot reach the next test's rows.
 """
 
 from __future__ import annotations
