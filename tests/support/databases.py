@@ -68,9 +68,10 @@ class DatabasePool:
         self.free: list[str] = []
         with psycopg.connect(url_for(template)) as conn:
             self.fingerprint = _fingerprint(conn)
-            tables = [row[0] for row in conn.execute(TABLES).fetchall()]
+            # the tables a test's rows are deleted from: a database is reused only while its schema is the template's
+            self.tables = [row[0] for row in conn.execute(TABLES).fetchall()]
             # rows the migrations write would be deleted with the test's: then every test gets a new clone
-            self.reusable = not any(_has_rows(conn, table) for table in tables)
+            self.reusable = not any(_has_rows(conn, table) for table in self.tables)
 
     def take(self) -> str:
         """The name of an empty database with the template's schema, for one test."""
@@ -122,14 +123,15 @@ class DatabasePool:
         with psycopg.connect(self.url_for(name)) as conn:
             if _fingerprint(conn) != self.fingerprint:
                 return False
-            tables = [row[0] for row in conn.execute(TABLES).fetchall()]
             try:
                 # no triggers and no foreign key checks while emptying (a superuser's setting): rows go in any order
                 conn.execute("SET LOCAL session_replication_role = replica")
             except psycopg.errors.InsufficientPrivilege:
                 conn.rollback()
                 return False
-            deleted = sum(conn.execute(sql.SQL("DELETE FROM {}").format(sql.SQL(table))).rowcount for table in tables)
+            deleted = sum(
+                conn.execute(sql.SQL("DELETE FROM {}").format(sql.SQL(table))).rowcount for table in self.tables
+            )
             if deleted > MAX_ROWS:
                 conn.rollback()
                 return False
