@@ -93,6 +93,16 @@ async def test_claims_only_take_node_types_the_worker_has(service, store):
     assert len(await store.claim_instances(worker_id="w", node_types=["Shout"], limit=10, lease_seconds=LEASE)) == 3
 
 
+async def test_a_first_claim_returns_the_events_sent_before_it_and_no_runs(service, store):
+    """A first claim skips reading runs that cannot exist yet, but never an event sent before it."""
+    quiet, sent_to = await start_many(service, 2)
+    await store.send_instance_event(sent_to, "approval", {"by": "ada"}, "e-1")
+    claims = await store.claim_instances(worker_id="w", node_types=["Shout"], limit=2, lease_seconds=LEASE)
+    by_id = {claim["id"]: claim for claim in claims}
+    assert (by_id[quiet]["steps"], by_id[quiet]["runs"], by_id[quiet]["signals"]) == (None, None, None)
+    assert [signal["data"] for signal in by_id[sent_to]["signals"]] == [{"by": "ada"}]
+
+
 async def test_a_stale_lease_writes_nothing_and_does_not_block_others(service, store):
     ids = await start_many(service, 2)
     stale, fresh = await store.claim_instances(worker_id="old", node_types=["Shout"], limit=2, lease_seconds=0.05)

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from postgit import HitEndpoint, Node, Sequence, Sleep, ref
+from postgit.db import Store
 from postgit.plugins import load_registry
 from postgit.registry import NodeRegistry
 from tests.support.engine import in_process_worker, wait_event, wait_finished
@@ -45,6 +46,45 @@ async def test_an_instance_runs_the_version_it_started_with(service, store, regi
         second = await wait_finished(store, new["id"])
     assert (first["version"], first["state"]["out"]["text"]) == (1, "ONE!")
     assert (second["version"], second["state"]["out"]["text"]) == (2, "TWO!")
+
+
+class FirstFinishWaitsForAClaim(Store):
+    """A store whose first write that finishes an instance waits (at most a few seconds) for a claim of another."""
+
+    def __init__(self, pool):
+        super().__init__(pool)
+        self.claimed = asyncio.Event()
+        self.claimed_while_finishing: bool | None = None
+
+    async def claim_instances(self, **kwargs):
+        rows = await super().claim_instances(**kwargs)
+        if rows:
+            self.claimed.set()
+        return rows
+
+    async def commit_steps(self, batch, commit_id=0):
+        if self.claimed_while_finishing is None and any(item.get("status") == "completed" for item in batch):
+            self.claimed.clear()
+            try:
+                await asyncio.wait_for(self.claimed.wait(), 5)
+                self.claimed_while_finishing = True
+            except TimeoutError:
+                self.claimed_while_finishing = False
+        return await super().commit_steps(batch, commit_id)
+
+
+async def test_a_worker_claims_the_next_instance_while_the_last_write_of_one_is_written(
+    service, store, registry, database_url
+):
+    """A slot is free once an instance's last write is submitted: the claim need not wait for its commit."""
+    await service.deploy("one", Sequence(id="root", children=[Node("Shout", id="a", text="x")]).to_json())
+    first, _ = await service.start("one")
+    second, _ = await service.start("one")
+    watched = FirstFinishWaitsForAClaim(store.pool)
+    async with in_process_worker(watched, registry, database_url, concurrency=1):
+        for row in (first, second):
+            assert (await wait_finished(store, row["id"]))["status"] == "completed"
+    assert watched.claimed_while_finishing is True
 
 
 async def test_a_timer_fires_at_its_due_time_not_at_the_next_poll(service, store, registry, database_url):

@@ -363,6 +363,8 @@ class InstanceDriver:
 
     async def _commit(self, item: CommitItem) -> bool:
         self.events = []  # they are the item's now
+        if item["status"] != "running":
+            self.engine.letting_go(self.held)  # the last write under this lease: its slot may be claimed again
         outcome = await self.engine.committer.submit_outcome(item)
         if outcome == LOST:
             log.warning("instance %s: lease lost; nothing more is written", self.held.id)

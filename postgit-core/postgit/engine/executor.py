@@ -67,13 +67,15 @@ class Executor:
         lease_seconds: float,
         threads: ThreadPoolExecutor,
         on_timer: Callable[[float], None] | None = None,
+        on_letting_go: Callable[[HeldInstance], None] | None = None,
         watchdog: LoopWatchdog | None = None,
         clock: Clock = SYSTEM_CLOCK,
         tracer_provider: Any = None,
         queues: frozenset[str] | None = None,
     ):
         # on_timer gets a timestamp on ``clock`` whenever an instance is parked until a time (a timer, a retry),
-        # so that the worker wakes up then
+        # so that the worker wakes up then; on_letting_go gets an instance whose last write under its lease (it
+        # finished, or is handed back) was submitted, so that the worker can claim another while it is written
         self.store = store
         self.registry = registry
         self.committer = committer
@@ -89,6 +91,7 @@ class Executor:
         self.steps.rate_tokens = store.take_rate_token
         self.waits = EngineNodes(store, WorkflowService(store, registry), clock)
         self.on_timer = on_timer
+        self.on_letting_go = on_letting_go
         self.node_types = frozenset(registry) | ENGINE_TYPES | {ANY_WORKER}
         """The node types this worker claims instances for."""
         self.queues = queues
@@ -107,6 +110,10 @@ class Executor:
     def note_timer(self, at: float) -> None:
         if self.on_timer is not None:
             self.on_timer(at)
+
+    def letting_go(self, held: HeldInstance) -> None:
+        if self.on_letting_go is not None:
+            self.on_letting_go(held)
 
     def poke(self, instance_id: uuid.UUID) -> None:
         """An event was sent to an instance: if this worker drives it, have it look."""

@@ -77,6 +77,7 @@ class Worker:
             lease_seconds=settings.lease_seconds,
             threads=self.threads,
             on_timer=self._note_timer,
+            on_letting_go=self._letting_go,
             watchdog=self.watchdog,
             clock=clock,
             tracer_provider=tracer_provider,
@@ -97,6 +98,8 @@ class Worker:
         """When each held lease runs out by this worker's clock (``time.monotonic()``), at the latest."""
         self._suspects: set[tuple[uuid.UUID, int]] = set()
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._leaving: set[tuple[uuid.UUID, int]] = set()
+        """Held instances (id, lease token) whose last write is submitted: their slots count as free."""
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._next_timer: float | None = None
@@ -174,7 +177,7 @@ class Worker:
         while not self._stopping.is_set():
             # Clear before looking: a wake-up that arrives from here on is kept for the wait below.
             self._wakeup.clear()
-            free = self.settings.concurrency - len(self._tasks)
+            free = self.settings.concurrency - len(self._tasks) + len(self._leaving)
             if free <= 0:
                 await self._wait(None)
                 continue
@@ -238,10 +241,19 @@ class Worker:
             log.exception("instance %s: unexpected error; handing it back", held.id)
             await self._release({held.id: held.lease_token})
         finally:
-            self._held.pop(held.id, None)
-            self._lease_ends.pop(held.id, None)
-            self._tasks.pop(held.id, None)
+            # the instance may be held again already, under a new claim, once its last write committed
+            if self._held.get(held.id) == held.lease_token:
+                del self._held[held.id]
+                self._lease_ends.pop(held.id, None)
+            if self._tasks.get(held.id) is asyncio.current_task():
+                del self._tasks[held.id]
+            self._leaving.discard((held.id, held.lease_token))
             self._wakeup.set()
+
+    def _letting_go(self, held: HeldInstance) -> None:
+        """``held``'s last write under its lease is submitted: claim another instance while it is written."""
+        self._leaving.add((held.id, held.lease_token))
+        self._wakeup.set()
 
     async def _idle_delay(self) -> float:
         """Seconds until the earliest known due time, capped by the jittered fallback poll."""

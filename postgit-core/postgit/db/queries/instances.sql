@@ -134,13 +134,16 @@ WITH due AS (
               i.lease_token, i.deadline_at, i.parent_id, i.signal_seq, i.traceparent, i.priority,
               extract(epoch FROM now() - due.due_at)::float8 AS claim_lag, due.lost_by, due.running_runs
 )
+-- an instance leased for the first time (its token is 1 now) has no steps and no runs yet (they are written under
+-- a lease, fenced by its token), and no events unless one was sent to it (which bumped its signal_seq): its first
+-- claim skips their look-ups
 SELECT c.*,
-       (SELECT jsonb_agg(s) FROM (
+       CASE WHEN c.lease_token > 1 THEN (SELECT jsonb_agg(s) FROM (
             SELECT DISTINCT ON (run_key) run_key, attempt, status, output, error, due_at, resume, wait_event, wait_key
-            FROM postgit.steps WHERE instance_id = c.id ORDER BY run_key, attempt DESC) s) AS steps,
-       (SELECT jsonb_agg(r) FROM (
-            SELECT run_key, decision, status, output FROM postgit.runs WHERE instance_id = c.id) r) AS runs,
-       (SELECT jsonb_agg(x ORDER BY x.id) FROM (
+            FROM postgit.steps WHERE instance_id = c.id ORDER BY run_key, attempt DESC) s) END AS steps,
+       CASE WHEN c.lease_token > 1 THEN (SELECT jsonb_agg(r) FROM (
+            SELECT run_key, decision, status, output FROM postgit.runs WHERE instance_id = c.id) r) END AS runs,
+       CASE WHEN c.lease_token > 1 OR c.signal_seq > 0 THEN (SELECT jsonb_agg(x ORDER BY x.id) FROM (
             SELECT s.id, s.name, s.key, s.data, false AS keyed FROM postgit.signals s
             WHERE s.instance_id = c.id
               AND NOT EXISTS (SELECT FROM postgit.deliveries d WHERE d.signal_id = s.id AND d.instance_id = c.id)
@@ -149,7 +152,7 @@ SELECT c.*,
             JOIN postgit.signals s ON s.instance_id IS NULL AND s.name = w.wait_event AND s.key = w.wait_key
             WHERE w.instance_id = c.id AND w.status = 'suspended' AND w.wait_event IS NOT NULL
               AND NOT EXISTS (SELECT FROM postgit.deliveries d WHERE d.signal_id = s.id AND d.instance_id = c.id)
-            LIMIT 1000) x) AS signals
+            LIMIT 1000) x) END AS signals
 FROM claimed c;
 
 -- name: committed_instances
