@@ -32,7 +32,8 @@ class WorkerSettings:
 
     Attributes:
         database_url: ``DATABASE_URL``.
-        concurrency: ``POSTGIT_WORKER_CONCURRENCY``, instances in flight at once.
+        concurrency: ``POSTGIT_WORKER_CONCURRENCY``, instances in flight at once (one whose last write is being
+            committed no longer counts).
         lease_seconds: ``POSTGIT_LEASE_SECONDS``, how long a claim holds an instance without renewal.
         poll_seconds: ``POSTGIT_POLL_SECONDS``, the fallback poll when no NOTIFY arrives.
         shutdown_grace_seconds: ``POSTGIT_SHUTDOWN_GRACE_SECONDS``, how long SIGTERM waits for running steps.

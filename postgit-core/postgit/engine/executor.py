@@ -112,6 +112,7 @@ class Executor:
             self.on_timer(at)
 
     def letting_go(self, held: HeldInstance) -> None:
+        """``held``'s last write under its lease is submitted (see ``on_letting_go``)."""
         if self.on_letting_go is not None:
             self.on_letting_go(held)
 
